@@ -1,0 +1,17 @@
+//! quorum: a Redis-compatible key-value database whose replicas agree before they answer.
+//!
+//! The core (`resp`, `command`, `keyspace`, `wal` framing and recovery, `replica`) is pure and
+//! deterministic: it never touches the clock, the network, the file system or unseeded
+//! randomness (a test in `tests/core_purity.rs` enforces it). The `node` adapter drives it on
+//! tokio, or on madsim when built with `--cfg madsim`.
+
+pub mod codec;
+pub mod command;
+pub mod keyspace;
+pub mod log;
+pub mod node;
+pub mod replica;
+pub mod resp;
+pub mod rng;
+pub mod session;
+pub mod wal;

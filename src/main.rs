@@ -1,0 +1,140 @@
+//! The `quorum` command line: `quorum node` runs a node, `quorum check-wal` inspects a WAL.
+
+use clap::{Parser, Subcommand};
+use quorum::node::{self, NodeConfig};
+use quorum::wal::{self, FsDisk};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "quorum",
+    version,
+    about = "A Redis-compatible key-value database whose replicas agree before they answer"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run a node (for now, a cluster of one): RESP on --port, data in --dir.
+    Node {
+        #[arg(long, default_value_t = 6379)]
+        port: u16,
+        #[arg(long, default_value = "quorum-data")]
+        dir: PathBuf,
+        /// Address to listen on. The default accepts local clients only.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+        #[arg(long, default_value_t = 10_000)]
+        maxclients: usize,
+        /// Largest bulk string a client may send, in bytes (Redis's proto-max-bulk-len).
+        #[arg(long, default_value_t = 512 * 1024 * 1024)]
+        proto_max_bulk_len: usize,
+        /// Largest unparsed input kept per client, in bytes (client-query-buffer-limit).
+        #[arg(long, default_value_t = 1024 * 1024 * 1024)]
+        client_query_buffer_limit: usize,
+        /// Size at which a WAL segment is closed and a new one started, in bytes.
+        #[arg(long, default_value_t = 64 * 1024 * 1024)]
+        wal_segment_bytes_max: u64,
+        /// Worker threads for connections (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+    /// Inspect a node's WAL: segments, records, torn tail, corruption. Changes nothing
+    /// unless --fix, which backs up the last segment and cuts a torn tail (never anything else).
+    CheckWal {
+        /// The node's data directory (the one given to `quorum node --dir`), or its wal/ directory.
+        dir: PathBuf,
+        #[arg(long)]
+        fix: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Commands::Node {
+            port,
+            dir,
+            bind,
+            maxclients,
+            proto_max_bulk_len,
+            client_query_buffer_limit,
+            wal_segment_bytes_max,
+            threads,
+        } => {
+            let config = NodeConfig {
+                bind,
+                port,
+                dir,
+                maxclients,
+                proto_max_bulk_len,
+                client_query_buffer_limit,
+                segment_bytes_max: wal_segment_bytes_max,
+                ..NodeConfig::default()
+            };
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            if threads > 0 {
+                runtime.worker_threads(threads);
+            }
+            let runtime = runtime
+                .enable_all()
+                .build()
+                .expect("start the tokio runtime");
+            match runtime.block_on(node::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(%error, "quorum node stopped");
+                    eprintln!("quorum: {error}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Commands::CheckWal { dir, fix } => check_wal(dir, fix),
+    }
+}
+
+fn check_wal(dir: PathBuf, fix: bool) -> ExitCode {
+    let wal_dir = if dir.join("wal").is_dir() {
+        dir.join("wal")
+    } else {
+        dir
+    };
+    let report = match wal::check(&FsDisk, &wal_dir) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("quorum check-wal: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    for line in &report.lines {
+        println!("{line}");
+    }
+    if fix {
+        match wal::fix_torn_tail(&FsDisk, &report) {
+            Ok(Some(backup)) => println!(
+                "fixed: cut the torn tail; the segment as it was is saved in {}",
+                backup.display()
+            ),
+            Ok(None) => println!("nothing to fix: no torn tail"),
+            Err(error) => {
+                eprintln!("quorum check-wal --fix: {error}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if report.healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,233 @@
+//! The node adapter: sockets, files, the fsync thread and the timer around the pure replica
+//! core. It makes no protocol decision.
+//!
+//! The core loop is one task with named steps:
+//! 1. `gather`: wait for an event (client requests, a WAL completion, a timer tick), then take
+//!    every other event already queued, so that one fsync covers many clients' writes;
+//! 2. `step`: feed each to the core;
+//! 3. `drain`: hand `Persist` outputs to the WAL writer as one job, and route replies to their
+//!    connections, one message per connection;
+//! and the timer is re-armed by the interval.
+
+mod conn;
+pub mod server;
+pub mod wal_writer;
+
+use crate::replica::{ClientId, Input, Output, Replica, ReplicaConfig, Request, Response};
+use crate::wal::{FsDisk, Wal, WalOptions};
+use server::{CoreSnapshot, Shared};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use wal_writer::{WalStats, WalWriter, WriteJob, WriteOutcome};
+
+/// How a node is started (from the command line).
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub bind: String,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub maxclients: usize,
+    pub proto_max_bulk_len: usize,
+    pub client_query_buffer_limit: usize,
+    pub segment_bytes_max: u64,
+    /// Event loop frequency for timers and active expiry, as Redis's `hz`.
+    pub hz: u32,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            bind: "127.0.0.1".into(),
+            port: 6379,
+            dir: PathBuf::from("quorum-data"),
+            maxclients: 10_000,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
+            segment_bytes_max: 64 * 1024 * 1024,
+            hz: 10,
+        }
+    }
+}
+
+/// What connections and the WAL writer send the core loop.
+pub(crate) enum Event {
+    Connected {
+        client: ClientId,
+        replies: mpsc::UnboundedSender<Vec<(u64, Response)>>,
+    },
+    Disconnected {
+        client: ClientId,
+    },
+    Requests(Vec<Request>),
+    Wal(WriteOutcome),
+    Snapshot(oneshot::Sender<CoreSnapshot>),
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Opens the WAL, rebuilds the keyspace from it, and serves clients until the process ends.
+pub async fn run(config: NodeConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let wal_dir = config.dir.join("wal");
+    let options = WalOptions {
+        segment_bytes_max: config.segment_bytes_max,
+        ..WalOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let (wal, records, report) = Wal::open(Arc::new(FsDisk), &wal_dir, options)?;
+    let replica_config = ReplicaConfig {
+        seed: now_ms(),
+        keyspace_limits: crate::keyspace::KeyspaceLimits {
+            string_len_max: config.proto_max_bulk_len,
+        },
+        ..ReplicaConfig::default()
+    };
+    let replica = Replica::restore(replica_config, now_ms(), records);
+    tracing::info!(
+        dir = %wal_dir.display(),
+        segments = report.segments,
+        records = report.records,
+        last_index = replica.last_index(),
+        keys = (0..crate::keyspace::DB_COUNT).map(|db| replica.keyspace().db_len(db)).sum::<usize>(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "WAL recovered"
+    );
+
+    let listener = TcpListener::bind((config.bind.as_str(), config.port)).await?;
+    let local: SocketAddr = listener.local_addr()?;
+    let wal_stats = Arc::new(WalStats::default());
+    let shared = Arc::new(Shared::new(config.clone(), local, wal_stats.clone()));
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+
+    let writer = WalWriter::new(wal, replica.last_index(), wal_stats);
+    let jobs = spawn_wal_writer(writer, events_tx.clone());
+    tokio::spawn(core_loop(replica, events_rx, jobs, config.hz));
+    tracing::info!(addr = %local, "quorum node ready to accept connections");
+    println!(
+        "quorum node listening on {local} (data in {})",
+        config.dir.display()
+    );
+    conn::accept_loop(listener, shared, events_tx).await;
+    Ok(())
+}
+
+/// Starts the group-commit writer on its own OS thread. A fatal WAL error stops the process.
+fn spawn_wal_writer(
+    writer: WalWriter,
+    events: mpsc::UnboundedSender<Event>,
+) -> std::sync::mpsc::Sender<WriteJob> {
+    let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("wal-writer".into())
+        .spawn(move || {
+            writer.run(jobs_rx, |outcome| {
+                if let WriteOutcome::Fatal { error } = &outcome {
+                    tracing::error!(%error, "fatal WAL error: stopping the node");
+                    eprintln!("quorum: fatal WAL error: {error}");
+                    std::process::exit(70);
+                }
+                let _ = events.send(Event::Wal(outcome));
+            })
+        })
+        .expect("spawn the WAL writer thread");
+    jobs_tx
+}
+
+async fn core_loop(
+    mut replica: Replica,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    jobs: std::sync::mpsc::Sender<WriteJob>,
+    hz: u32,
+) {
+    let mut clients: BTreeMap<ClientId, mpsc::UnboundedSender<Vec<(u64, Response)>>> =
+        BTreeMap::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(1000 / hz.max(1) as u64));
+    let mut replies: BTreeMap<ClientId, Vec<(u64, Response)>> = BTreeMap::new();
+    loop {
+        // gather + step
+        let first = tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => event,
+                None => return,
+            },
+            _ = ticker.tick() => {
+                replica.step(Input::Tick { now_ms: now_ms() });
+                drain(&mut replica, &jobs, &mut replies, &clients);
+                continue;
+            }
+        };
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(event) = next.take() {
+            handle_event(&mut replica, event, &mut clients);
+            handled += 1;
+            if handled < 4096 {
+                next = events.try_recv().ok();
+            }
+        }
+        // drain
+        drain(&mut replica, &jobs, &mut replies, &clients);
+    }
+}
+
+fn handle_event(
+    replica: &mut Replica,
+    event: Event,
+    clients: &mut BTreeMap<ClientId, mpsc::UnboundedSender<Vec<(u64, Response)>>>,
+) {
+    match event {
+        Event::Connected { client, replies } => {
+            clients.insert(client, replies);
+        }
+        Event::Disconnected { client } => {
+            clients.remove(&client);
+        }
+        Event::Requests(requests) => replica.step(Input::Requests(requests)),
+        Event::Wal(WriteOutcome::Persisted { index }) => replica.step(Input::Persisted { index }),
+        Event::Wal(WriteOutcome::Failed { first_index, error }) => {
+            tracing::error!(first_index, %error, "WAL append failed; answering those writes with an error");
+            replica.step(Input::PersistFailed { first_index, error })
+        }
+        Event::Wal(WriteOutcome::Fatal { .. }) => unreachable!("the writer exits on fatal errors"),
+        Event::Snapshot(reply) => {
+            let _ = reply.send(CoreSnapshot::of(replica));
+        }
+    }
+}
+
+fn drain(
+    replica: &mut Replica,
+    jobs: &std::sync::mpsc::Sender<WriteJob>,
+    replies: &mut BTreeMap<ClientId, Vec<(u64, Response)>>,
+    clients: &BTreeMap<ClientId, mpsc::UnboundedSender<Vec<(u64, Response)>>>,
+) {
+    let mut persist = Vec::new();
+    while let Some(output) = replica.poll_output() {
+        match output {
+            Output::Persist(entries) => persist.extend(entries),
+            Output::Reply {
+                client,
+                id,
+                response,
+            } => replies.entry(client).or_default().push((id, response)),
+        }
+    }
+    if !persist.is_empty() && jobs.send(WriteJob { entries: persist }).is_err() {
+        tracing::error!("the WAL writer is gone; stopping");
+        std::process::exit(70);
+    }
+    for (client, batch) in std::mem::take(replies) {
+        if let Some(tx) = clients.get(&client) {
+            let _ = tx.send(batch);
+        }
+    }
+}

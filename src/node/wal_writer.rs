@@ -1,0 +1,329 @@
+//! Group commit: one writer owns the WAL, takes every batch of entries queued since its last
+//! fsync, appends them with one write and covers them with one fsync, then reports the
+//! durable index back to the core loop. It runs on its own OS thread in a normal build, so
+//! the event loop never blocks on the disk.
+//!
+//! Failures: an append the disk refuses (a full disk) is taken back and reported, so the core
+//! answers those writes with an error and acknowledges nothing; an fsync error, or an append
+//! that could not be taken back, is fatal: the process stops, and never retries (after a
+//! failed fsync the page cache may have dropped the data: "fsyncgate").
+
+use crate::log::{LogEntry, WalRecord};
+use crate::wal::{AppendError, Wal, frame_record};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// A batch of entries to append, consecutive by index.
+pub struct WriteJob {
+    pub entries: Vec<Arc<LogEntry>>,
+}
+
+/// What the writer reports back.
+#[derive(Debug, PartialEq)]
+pub enum WriteOutcome {
+    /// Everything up to `index` is durable.
+    Persisted { index: u64 },
+    /// Entries from `first_index` on were not written (taken back, or refused because an
+    /// earlier batch failed and the core has not re-proposed yet).
+    Failed { first_index: u64, error: String },
+    /// Stop the process: durability can no longer be promised.
+    Fatal { error: String },
+}
+
+/// Counters for INFO persistence, shared with the node.
+#[derive(Debug, Default)]
+pub struct WalStats {
+    pub fsyncs: AtomicU64,
+    pub last_fsync_us: AtomicU64,
+    pub bytes: AtomicU64,
+    pub write_errors: AtomicU64,
+}
+
+pub struct WalWriter {
+    wal: Wal,
+    /// The index the next appended entry must have.
+    next_index: u64,
+    stats: Arc<WalStats>,
+    buffer: Vec<u8>,
+}
+
+impl WalWriter {
+    pub fn new(wal: Wal, last_index: u64, stats: Arc<WalStats>) -> WalWriter {
+        stats.bytes.store(wal.bytes_total(), Ordering::Relaxed);
+        WalWriter {
+            wal,
+            next_index: last_index + 1,
+            stats,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// Appends every job that continues the log, fsyncs once, and says what happened. Jobs
+    /// that do not continue the log (they follow a batch that failed) are refused whole.
+    pub fn write_batch(&mut self, jobs: Vec<WriteJob>) -> Vec<WriteOutcome> {
+        let mut outcomes = Vec::new();
+        self.buffer.clear();
+        let first_index = self.next_index;
+        let mut last_index = None;
+        for job in jobs {
+            let Some(first) = job.entries.first() else {
+                continue;
+            };
+            if first.index != self.next_index {
+                outcomes.push(WriteOutcome::Failed {
+                    first_index: first.index,
+                    error: "an earlier write to the WAL failed".to_owned(),
+                });
+                continue;
+            }
+            for entry in &job.entries {
+                assert_eq!(
+                    entry.index, self.next_index,
+                    "a job's entries are consecutive"
+                );
+                frame_record(&WalRecord::Entry((**entry).clone()), &mut self.buffer);
+                self.next_index += 1;
+            }
+            last_index = Some(self.next_index - 1);
+        }
+        let Some(last_index) = last_index else {
+            return outcomes;
+        };
+        match self.wal.append(&self.buffer) {
+            Ok(()) => {}
+            Err(AppendError::Rejected(error)) => {
+                self.next_index = first_index;
+                self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                outcomes.insert(
+                    0,
+                    WriteOutcome::Failed {
+                        first_index,
+                        error: error.to_string(),
+                    },
+                );
+                return outcomes;
+            }
+            Err(AppendError::Fatal(error)) => {
+                return vec![WriteOutcome::Fatal {
+                    error: format!("WAL append failed and could not be taken back: {error}"),
+                }];
+            }
+        }
+        let started = Instant::now();
+        if let Err(error) = self.wal.sync() {
+            return vec![WriteOutcome::Fatal {
+                error: format!(
+                    "WAL fsync failed: {error}; stopping without retrying, since the kernel may have dropped the unsynced data"
+                ),
+            }];
+        }
+        self.stats
+            .last_fsync_us
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .bytes
+            .store(self.wal.bytes_total(), Ordering::Relaxed);
+        outcomes.insert(0, WriteOutcome::Persisted { index: last_index });
+        outcomes
+    }
+
+    /// The writer's thread body: block for a job, take every job queued behind it, write
+    /// them as one batch, report. Ends when the sending side is dropped or on a fatal error.
+    pub fn run(mut self, jobs: std::sync::mpsc::Receiver<WriteJob>, report: impl Fn(WriteOutcome)) {
+        while let Ok(job) = jobs.recv() {
+            let mut batch = vec![job];
+            while let Ok(more) = jobs.try_recv() {
+                batch.push(more);
+            }
+            for outcome in self.write_batch(batch) {
+                let fatal = matches!(outcome, WriteOutcome::Fatal { .. });
+                report(outcome);
+                if fatal {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::EntryPayload;
+    use crate::wal::{Disk, DiskFile, FsDisk, WalOptions};
+    use std::io;
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    /// A disk whose appends or syncs fail on demand.
+    struct FaultyDisk {
+        fail_append: Arc<Mutex<bool>>,
+        fail_sync: Arc<Mutex<bool>>,
+    }
+
+    struct FaultyFile {
+        inner: Box<dyn DiskFile>,
+        path: std::path::PathBuf,
+        fail_append: Arc<Mutex<bool>>,
+        fail_sync: Arc<Mutex<bool>>,
+    }
+
+    impl DiskFile for FaultyFile {
+        fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+            let size = std::fs::metadata(&self.path)?.len();
+            if *self.fail_append.lock().unwrap() && offset + bytes.len() as u64 > size {
+                // A full disk refuses growth: half the bytes land, then ENOSPC.
+                self.inner.write_at(offset, &bytes[..bytes.len() / 2])?;
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            self.inner.write_at(offset, bytes)
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            if *self.fail_sync.lock().unwrap() {
+                return Err(io::Error::from_raw_os_error(5));
+            }
+            self.inner.sync()
+        }
+        fn truncate(&mut self, len: u64) -> io::Result<()> {
+            self.inner.truncate(len)
+        }
+    }
+
+    impl Disk for FaultyDisk {
+        fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+            FsDisk.create_dir_all(dir)
+        }
+        fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+            FsDisk.list(dir)
+        }
+        fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+            FsDisk.read(path)
+        }
+        fn create_durable(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
+            FsDisk.create_durable(path, contents)
+        }
+        fn open_write(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
+            Ok(Box::new(FaultyFile {
+                inner: FsDisk.open_write(path)?,
+                path: path.to_path_buf(),
+                fail_append: self.fail_append.clone(),
+                fail_sync: self.fail_sync.clone(),
+            }))
+        }
+        fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+            FsDisk.truncate(path, len)
+        }
+        fn copy(&self, from: &Path, to: &Path) -> io::Result<()> {
+            FsDisk.copy(from, to)
+        }
+        fn remove(&self, path: &Path) -> io::Result<()> {
+            FsDisk.remove(path)
+        }
+    }
+
+    fn job(first: u64, count: u64) -> WriteJob {
+        WriteJob {
+            entries: (first..first + count)
+                .map(|index| {
+                    Arc::new(LogEntry {
+                        index,
+                        term: 1,
+                        ts_ms: 0,
+                        payload: EntryPayload::Noop,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("quorum-writer-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn group_commit_covers_every_queued_job_with_one_fsync() {
+        let dir = temp_dir("group");
+        let (wal, _, _) = Wal::open(Arc::new(FsDisk), &dir, WalOptions::default()).unwrap();
+        let stats = Arc::new(WalStats::default());
+        let mut writer = WalWriter::new(wal, 0, stats.clone());
+        let outcomes = writer.write_batch(vec![job(1, 3), job(4, 2)]);
+        assert_eq!(outcomes, vec![WriteOutcome::Persisted { index: 5 }]);
+        assert_eq!(stats.fsyncs.load(Ordering::Relaxed), 1);
+        let (_, records, _) = Wal::open(Arc::new(FsDisk), &dir, WalOptions::default()).unwrap();
+        assert_eq!(records.len(), 5);
+    }
+
+    #[test]
+    fn a_full_disk_takes_the_append_back_and_later_writes_succeed() {
+        let dir = temp_dir("full");
+        let fail_append = Arc::new(Mutex::new(false));
+        let disk = Arc::new(FaultyDisk {
+            fail_append: fail_append.clone(),
+            fail_sync: Arc::new(Mutex::new(false)),
+        });
+        // No preallocation, so that every append grows the file and can meet a full disk.
+        let options = WalOptions {
+            prealloc_bytes: 0,
+            ..WalOptions::default()
+        };
+        let (wal, _, _) = Wal::open(disk, &dir, options).unwrap();
+        let mut writer = WalWriter::new(wal, 0, Arc::new(WalStats::default()));
+        assert_eq!(
+            writer.write_batch(vec![job(1, 2)]),
+            vec![WriteOutcome::Persisted { index: 2 }]
+        );
+        *fail_append.lock().unwrap() = true;
+        let outcomes = writer.write_batch(vec![job(3, 2), job(5, 1)]);
+        assert!(matches!(
+            outcomes[0],
+            WriteOutcome::Failed { first_index: 3, .. }
+        ));
+        // A job queued behind the failure, numbered after it, is refused too.
+        assert_eq!(
+            writer.write_batch(vec![job(5, 1)]),
+            vec![WriteOutcome::Failed {
+                first_index: 5,
+                error: "an earlier write to the WAL failed".into()
+            }]
+        );
+        *fail_append.lock().unwrap() = false;
+        assert_eq!(
+            writer.write_batch(vec![job(3, 1)]),
+            vec![WriteOutcome::Persisted { index: 3 }]
+        );
+        // Nothing half-written was left behind: recovery sees exactly entries 1..=3.
+        let (_, records, report) =
+            Wal::open(Arc::new(FsDisk), &dir, WalOptions::default()).unwrap();
+        assert_eq!(records.len(), 3);
+        assert_eq!(report.truncated, None);
+    }
+
+    #[test]
+    fn a_failed_fsync_is_fatal_and_not_retried() {
+        let dir = temp_dir("fsync");
+        let fail_sync = Arc::new(Mutex::new(true));
+        let disk = Arc::new(FaultyDisk {
+            fail_append: Arc::new(Mutex::new(false)),
+            fail_sync: fail_sync.clone(),
+        });
+        let (wal, _, _) = Wal::open(disk, &dir, WalOptions::default()).unwrap();
+        let writer = WalWriter::new(wal, 0, Arc::new(WalStats::default()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        tx.send(job(1, 1)).unwrap();
+        tx.send(job(2, 1)).unwrap();
+        drop(tx);
+        let reports = Mutex::new(Vec::new());
+        writer.run(rx, |o| reports.lock().unwrap().push(o));
+        let reports = reports.into_inner().unwrap();
+        assert_eq!(
+            reports.len(),
+            1,
+            "stops at the first fsync error: {reports:?}"
+        );
+        assert!(matches!(&reports[0], WriteOutcome::Fatal { error } if error.contains("fsync")));
+    }
+}
