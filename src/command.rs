@@ -169,7 +169,7 @@ commands! {
     Smove "smove" 4 Write ["write", "fast"] 1 2 1 "set" "1.0.0" "Moves a member from one set to another.";
     Sinter "sinter" -2 Read ["readonly"] 1 -1 1 "set" "1.0.0" "Returns the intersect of multiple sets.";
     Sinterstore "sinterstore" -3 Write ["write", "denyoom"] 1 -1 1 "set" "1.0.0" "Stores the intersect of multiple sets in a key.";
-    Sintercard "sintercard" -3 Read ["readonly"] 1 1 1 "set" "7.0.0" "Returns the number of members of the intersect of multiple sets.";
+    Sintercard "sintercard" -3 Read ["readonly", "movablekeys"] 0 0 0 "set" "7.0.0" "Returns the number of members of the intersect of multiple sets.";
     Sunion "sunion" -2 Read ["readonly"] 1 -1 1 "set" "1.0.0" "Returns the union of multiple sets.";
     Sunionstore "sunionstore" -3 Write ["write", "denyoom"] 1 -1 1 "set" "1.0.0" "Stores the union of multiple sets in a key.";
     Sdiff "sdiff" -2 Read ["readonly"] 1 -1 1 "set" "1.0.0" "Returns the difference of multiple sets.";

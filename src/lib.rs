@@ -7,6 +7,8 @@
 
 pub mod codec;
 pub mod command;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keyspace;
 pub mod log;
 pub mod node;

@@ -666,10 +666,7 @@ mod tests {
             err("ERR syntax error")
         );
         // Options are checked before the key.
-        assert_eq!(
-            h.run(&["LPOS", "missing", "a", "RANK", "0"]).is_error(),
-            true
-        );
+        assert!(h.run(&["LPOS", "missing", "a", "RANK", "0"]).is_error());
     }
 
     #[test]

@@ -70,7 +70,10 @@ fn a_read_behind_a_pending_write_waits_for_it() {
     // The read came before client 2's write, so it waits for entry 1 only and sees "v".
     assert_eq!(
         replies,
-        vec![(1, 1, frame(Frame::ok())), (1, 2, frame(Frame::bulk_str("v")))]
+        vec![
+            (1, 1, frame(Frame::ok())),
+            (1, 2, frame(Frame::bulk_str("v")))
+        ]
     );
     r.step(Input::Persisted { index: 2 });
     let (_, replies) = drain(&mut r);

@@ -1,0 +1,242 @@
+//! The properties the cargo-fuzz targets check, callable from plain Rust so that `cargo test`
+//! replays every corpus file on the stable toolchain (see `tests/fuzz_corpora.rs`).
+//!
+//! Each `check_*` function panics when its property fails.
+
+use crate::resp::{self, Frame, Limits, Protocol};
+use crate::wal::record::{HEADER_BYTES, encode_frame, encode_header};
+use crate::wal::recovery::scan_segment;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A global allocator that remembers the largest single allocation, so a fuzz target (or a
+/// test binary) can check that no allocation was sized from a declared length.
+pub struct CountingAlloc;
+
+static LARGEST_ALLOCATION: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LARGEST_ALLOCATION.fetch_max(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LARGEST_ALLOCATION.fetch_max(new_size, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// Resets and reads the largest allocation seen (meaningful only under [`CountingAlloc`]).
+pub fn take_largest_allocation() -> usize {
+    LARGEST_ALLOCATION.swap(0, Ordering::Relaxed)
+}
+
+/// Small limits, so that the fuzzer reaches them.
+fn fuzz_limits() -> Limits {
+    Limits {
+        bulk_len_max: 1 << 20,
+        multibulk_len_max: 1 << 20,
+        depth_max: 32,
+        inline_len_max: 4096,
+    }
+}
+
+/// Equality that treats NaN as equal to itself and the two nulls as one (RESP3 encodes both
+/// as `_`).
+fn same(a: &Frame, b: &Frame) -> bool {
+    match (a, b) {
+        (Frame::Double(x), Frame::Double(y)) => x == y || (x.is_nan() && y.is_nan()),
+        (Frame::Null | Frame::NullArray, Frame::Null | Frame::NullArray) => true,
+        (Frame::Array(x), Frame::Array(y))
+        | (Frame::Set(x), Frame::Set(y))
+        | (Frame::Push(x), Frame::Push(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
+        (Frame::Map(x), Frame::Map(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((ka, va), (kb, vb))| same(ka, kb) && same(va, vb))
+        }
+        _ => a == b,
+    }
+}
+
+/// `resp_decode`: no panic; a frame decodes the same however the input is split; re-encoding
+/// a decoded frame decodes to the same frame; the same for client requests.
+pub fn check_resp_decode(data: &[u8]) {
+    let limits = fuzz_limits();
+    let whole = resp::decode_frame(data, &limits);
+    for cut in split_points(data.len()) {
+        let part = resp::decode_frame(&data[..cut], &limits);
+        match (&whole, &part) {
+            (Ok(Some((frame, used))), Ok(Some((pframe, pused)))) => {
+                assert!(
+                    cut >= *used,
+                    "a prefix decoded a frame the whole did not end at"
+                );
+                assert!(
+                    same(frame, pframe) && used == pused,
+                    "split at {cut} changed the frame"
+                );
+            }
+            (Ok(Some((_, used))), Ok(None)) => assert!(cut < *used),
+            (Ok(Some((_, used))), Err(e)) => {
+                panic!("prefix of {cut} bytes (frame needs {used}) is an error: {e}")
+            }
+            // A prefix of an input that needs more bytes needs more bytes too.
+            (Ok(None), part) => assert_eq!(part, &Ok(None), "prefix {cut} of an incomplete frame"),
+            (Err(_), _) => {}
+        }
+    }
+    if let Ok(Some((frame, _))) = &whole {
+        let mut encoded = Vec::new();
+        resp::encode(frame, Protocol::Resp3, &mut encoded);
+        let limits = Limits {
+            bulk_len_max: usize::MAX / 4,
+            multibulk_len_max: usize::MAX / 4,
+            inline_len_max: usize::MAX / 4,
+            ..limits
+        };
+        let (again, used) = resp::decode_frame(&encoded, &limits)
+            .expect("re-encoded frame decodes")
+            .expect("re-encoded frame is complete");
+        assert_eq!(used, encoded.len());
+        assert!(same(frame, &again), "{frame:?} re-encoded as {again:?}");
+    }
+    let request = resp::decode_request(data, &limits);
+    for cut in split_points(data.len()) {
+        let part = resp::decode_request(&data[..cut], &limits);
+        if let (Ok(Some((args, used))), Ok(Some((pargs, pused)))) = (&request, &part) {
+            assert_eq!((args, used), (pargs, pused), "request split at {cut}");
+        }
+        if let (Ok(Some((_, used))), Err(e)) = (&request, &part) {
+            assert!(
+                *used > cut,
+                "prefix {cut} of a complete request is an error: {e}"
+            );
+            panic!("a prefix of a valid request must need more bytes, not fail: {e}");
+        }
+    }
+}
+
+fn split_points(len: usize) -> Vec<usize> {
+    if len <= 64 {
+        (0..len).collect()
+    } else {
+        (0..64).map(|i| i * len / 64).collect()
+    }
+}
+
+/// A tiny deterministic generator for the WAL scenario.
+struct Bytes<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl Bytes<'_> {
+    fn next(&mut self) -> u8 {
+        let b = self.data.get(self.at).copied().unwrap_or(0);
+        self.at += 1;
+        b
+    }
+    fn next_u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.next(), self.next()])
+    }
+}
+
+/// `wal_recovery`: a segment gets records, a prefix of them synced; a crash keeps any prefix
+/// of the unsynced bytes (optionally followed by zeros), and bytes may be flipped. Recovery
+/// never panics; without flips it keeps every synced record and never errors; with flips it
+/// never returns a damaged record, reports damage followed by an intact record as an error,
+/// and drops records only where the damage is.
+pub fn check_wal_recovery(data: &[u8]) {
+    let mut input = Bytes { data, at: 0 };
+    let count = (input.next() % 24) as usize;
+    let synced = if count == 0 {
+        0
+    } else {
+        input.next() as usize % (count + 1)
+    };
+    let mut segment = encode_header(1).to_vec();
+    let mut starts = Vec::new();
+    let mut payloads = Vec::new();
+    for i in 0..count {
+        let len = 1 + (input.next() as usize % 200);
+        let payload: Vec<u8> = (0..len)
+            .map(|j| (i * 31 + j * 7) as u8 ^ input.next())
+            .collect();
+        starts.push(segment.len());
+        encode_frame(&payload, &mut segment);
+        payloads.push(payload);
+    }
+    let synced_len = starts.get(synced).copied().unwrap_or(segment.len());
+    // The crash keeps a prefix of the unsynced bytes.
+    let unsynced = segment.len() - synced_len;
+    let kept = if unsynced == 0 {
+        0
+    } else {
+        input.next_u16() as usize % (unsynced + 1)
+    };
+    segment.truncate(synced_len + kept);
+    if input.next() % 4 == 0 {
+        segment.extend(std::iter::repeat_n(0u8, input.next() as usize * 8));
+    }
+    let flips = input.next() % 4;
+    let mut flipped = Vec::new();
+    for _ in 0..flips {
+        let at = input.next_u16() as usize;
+        let mask = input.next() | 1;
+        if segment.len() > HEADER_BYTES {
+            let at = HEADER_BYTES + at % (segment.len() - HEADER_BYTES);
+            segment[at] ^= mask;
+            flipped.push(at);
+        }
+    }
+    // Any bytes at all: no panic.
+    let _ = scan_segment(data, true);
+    let _ = scan_segment(data, false);
+    let result = scan_segment(&segment, true);
+    let record_end = |i: usize| starts[i] + 8 + payloads[i].len();
+    match result {
+        Ok(scan) => {
+            for (i, range) in scan.records.iter().enumerate() {
+                assert_eq!(
+                    &segment[range.clone()],
+                    &payloads[i][..],
+                    "record {i} came back changed"
+                );
+            }
+            if flipped.is_empty() {
+                assert!(
+                    scan.records.len() >= synced,
+                    "lost a synced record without any flip"
+                );
+            } else if scan.records.len() < synced {
+                let first_dropped = starts[scan.records.len()];
+                assert!(
+                    flipped.iter().all(|&at| at >= first_dropped),
+                    "dropped synced records before the damage"
+                );
+                // Damage followed by an intact synced record must be an error, not a cut.
+                let last_flip = *flipped.iter().max().unwrap();
+                let intact_after = (scan.records.len()..synced)
+                    .any(|i| starts[i] > last_flip && record_end(i) <= segment.len());
+                assert!(!intact_after, "cut damage that an intact record follows");
+            }
+        }
+        Err((offset, kind)) => {
+            assert!(
+                !flipped.is_empty() || offset >= synced_len,
+                "error without damage: {kind}"
+            );
+            assert!(
+                !flipped.is_empty(),
+                "a crash alone must never look like corruption: {kind} at {offset}"
+            );
+        }
+    }
+}
