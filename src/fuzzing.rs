@@ -182,7 +182,7 @@ pub fn check_wal_recovery(data: &[u8]) {
         input.next_u16() as usize % (unsynced + 1)
     };
     segment.truncate(synced_len + kept);
-    if input.next() % 4 == 0 {
+    if input.next().is_multiple_of(4) {
         segment.extend(std::iter::repeat_n(0u8, input.next() as usize * 8));
     }
     let flips = input.next() % 4;

@@ -224,12 +224,13 @@ pub fn split_inline_args(line: &[u8]) -> Option<Vec<Bytes>> {
         loop {
             if in_double {
                 let c = *line.get(i)?;
-                if c == b'\\' && i + 3 < line.len() && line[i + 1] == b'x' {
-                    if let (Some(h), Some(l)) = (hex_value(line[i + 2]), hex_value(line[i + 3])) {
-                        current.push(h * 16 + l);
-                        i += 4;
-                        continue;
-                    }
+                let hex = (c == b'\\' && i + 3 < line.len() && line[i + 1] == b'x')
+                    .then(|| hex_value(line[i + 2]).zip(hex_value(line[i + 3])))
+                    .flatten();
+                if let Some((h, l)) = hex {
+                    current.push(h * 16 + l);
+                    i += 4;
+                    continue;
                 }
                 if c == b'\\' && i + 1 < line.len() {
                     current.push(match line[i + 1] {

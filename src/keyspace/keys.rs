@@ -87,7 +87,7 @@ pub fn expire(x: &mut Exec, argv: &[Bytes], unit_ms: i64, absolute: bool) -> Rep
     // A key without a deadline counts as an infinite one for GT and LT, as in Redis.
     let allowed = match current {
         Some(cur) => {
-            !flags.nx && !(flags.gt && at <= cur as i64) && !(flags.lt && at >= cur as i64)
+            !(flags.nx || (flags.gt && at <= cur as i64) || (flags.lt && at >= cur as i64))
         }
         None => !flags.xx && !flags.gt,
     };

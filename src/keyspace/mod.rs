@@ -598,11 +598,7 @@ pub fn out_of_range_positive() -> Frame {
 /// Parses an integer argument the way Redis's `string2ll` does: optional `-`, digits, no
 /// spaces, no `+`, no leading zeros, within i64.
 pub fn parse_int(arg: &[u8]) -> Result<i64, Frame> {
-    let ok = match arg {
-        [b'0'] => true,
-        [b'-', b'1'..=b'9', ..] | [b'1'..=b'9', ..] => true,
-        _ => false,
-    };
+    let ok = matches!(arg, [b'0'] | [b'-', b'1'..=b'9', ..] | [b'1'..=b'9', ..]);
     if !ok {
         return Err(not_integer());
     }
@@ -658,12 +654,10 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
                     continue;
                 }
                 b'[' => {
-                    if let Some((matched, next)) = match_class(pattern, p, text[t]) {
-                        if matched {
-                            p = next;
-                            t += 1;
-                            continue;
-                        }
+                    if let Some((true, next)) = match_class(pattern, p, text[t]) {
+                        p = next;
+                        t += 1;
+                        continue;
                     }
                 }
                 b'\\' if p + 1 < pattern.len() => {
@@ -764,18 +758,18 @@ pub fn parse_scan(
     while i < options.len() {
         let option = &options[i];
         let value = options.get(i + 1);
-        if is_option(option, "count") && value.is_some() {
-            let count = parse_int(value.unwrap())?;
+        if let Some(value) = value.filter(|_| is_option(option, "count")) {
+            let count = parse_int(value)?;
             if count < 1 {
                 return Err(syntax_error());
             }
             parsed.count = count as usize;
             i += 2;
-        } else if is_option(option, "match") && value.is_some() {
-            parsed.pattern = value.cloned();
+        } else if let Some(value) = value.filter(|_| is_option(option, "match")) {
+            parsed.pattern = Some(value.clone());
             i += 2;
-        } else if allow_type && is_option(option, "type") && value.is_some() {
-            parsed.type_name = Some(String::from_utf8_lossy(value.unwrap()).to_ascii_lowercase());
+        } else if let Some(value) = value.filter(|_| allow_type && is_option(option, "type")) {
+            parsed.type_name = Some(String::from_utf8_lossy(value).to_ascii_lowercase());
             i += 2;
         } else if !allow_type && is_option(option, "novalues") {
             parsed.novalues = true;

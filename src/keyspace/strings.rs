@@ -75,7 +75,7 @@ fn parse_set_options(args: &[Bytes]) -> Result<SetOptions, Frame> {
             o.get = true;
         } else if is_option(a, "keepttl") && o.deadline.is_none() {
             o.keep_ttl = true;
-        } else if o.deadline.is_none() && !o.keep_ttl && next.is_some() {
+        } else if let Some(amount) = next.filter(|_| o.deadline.is_none() && !o.keep_ttl) {
             let (unit, absolute) = if is_option(a, "ex") {
                 (1000, false)
             } else if is_option(a, "px") {
@@ -87,7 +87,7 @@ fn parse_set_options(args: &[Bytes]) -> Result<SetOptions, Frame> {
             } else {
                 return Err(syntax_error());
             };
-            o.deadline = Some(deadline(next.unwrap(), unit, absolute, "set")?);
+            o.deadline = Some(deadline(amount, unit, absolute, "set")?);
             i += 1;
         } else {
             return Err(syntax_error());
@@ -170,7 +170,7 @@ pub fn mget(x: &mut Exec, argv: &[Bytes]) -> Reply {
 }
 
 pub fn check_mset(argv: &[Bytes]) -> Result<(), Frame> {
-    if argv.len() % 2 == 0 {
+    if argv.len().is_multiple_of(2) {
         let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
         return Err(wrong_arity(&name));
     }

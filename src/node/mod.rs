@@ -6,8 +6,9 @@
 //!    every other event already queued, so that one fsync covers many clients' writes;
 //! 2. `step`: feed each to the core;
 //! 3. `drain`: hand `Persist` outputs to the WAL writer as one job, and route replies to their
-//!    connections, one message per connection;
-//! and the timer is re-armed by the interval.
+//!    connections, one message per connection.
+//!
+//! The timer (an interval at `hz`) is one more event source.
 
 mod conn;
 pub mod server;

@@ -269,7 +269,7 @@ fn config(argv: &[Bytes], shared: &Shared) -> Frame {
         }
         Frame::Map(found)
     } else if sub_is(argv, "set") {
-        if argv.len() < 4 || argv.len() % 2 != 0 {
+        if argv.len() < 4 || !argv.len().is_multiple_of(2) {
             return wrong_arity("config|set");
         }
         // Check every pair first: CONFIG SET is all or nothing.

@@ -492,7 +492,7 @@ impl Replica {
         if changed {
             return Frame::NullArray;
         }
-        let mut rng = Rng::new(version ^ 0x4d55_4c54_49);
+        let mut rng = Rng::new(version ^ 0x004d_554c_5449);
         let replies = commands
             .into_iter()
             .map(|(db, argv)| match Command::parse(argv) {

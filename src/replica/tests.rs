@@ -21,7 +21,9 @@ fn request(client: ClientId, id: u64, words: &[&str]) -> Request {
     }
 }
 
-fn drain(r: &mut Replica) -> (Vec<Arc<LogEntry>>, Vec<(ClientId, u64, Response)>) {
+type Replies = Vec<(ClientId, u64, Response)>;
+
+fn drain(r: &mut Replica) -> (Vec<Arc<LogEntry>>, Replies) {
     let mut persist = Vec::new();
     let mut replies = Vec::new();
     while let Some(out) = r.poll_output() {

@@ -161,17 +161,15 @@ pub fn scan_all(segments: &[SegmentImage]) -> Result<Vec<SegmentScan>, Corruptio
             offset,
             kind,
         })?;
-        if let Some(previous) = scans.last() {
-            if scan.seq != previous.seq + 1 {
-                return Err(Corruption {
-                    file: segment.name.clone(),
-                    offset: 0,
-                    kind: CorruptionKind::MissingSegment {
-                        expected: previous.seq + 1,
-                        found: scan.seq,
-                    },
-                });
-            }
+        if let Some(previous) = scans.last().filter(|p| scan.seq != p.seq + 1) {
+            return Err(Corruption {
+                file: segment.name.clone(),
+                offset: 0,
+                kind: CorruptionKind::MissingSegment {
+                    expected: previous.seq + 1,
+                    found: scan.seq,
+                },
+            });
         }
         scans.push(scan);
     }
