@@ -226,13 +226,27 @@ impl CommandSpec {
         ])
     }
 
-    /// `COMMAND DOCS`'s reply for this command (summary, since, group).
+    /// `COMMAND DOCS`'s reply for this command: summary, since, group, complexity and the
+    /// argument tree redis-cli builds its hints from (see [`crate::command_docs`]).
     pub fn docs_frame(&self) -> Frame {
-        Frame::Map(vec![
+        let mut map = vec![
             (Frame::bulk_str("summary"), Frame::bulk_str(self.summary)),
             (Frame::bulk_str("since"), Frame::bulk_str(self.since)),
             (Frame::bulk_str("group"), Frame::bulk_str(self.group)),
-        ])
+        ];
+        if let Some((complexity, _)) = crate::command_docs::find(self.name) {
+            map.push((Frame::bulk_str("complexity"), Frame::bulk_str(complexity)));
+        }
+        // A unit test parses every command's usage line, so an error cannot happen here; were
+        // it to, the command would only lose its hints. Like Redis, no arguments, no field.
+        match crate::command_docs::arguments(self.name) {
+            Ok(args) if !args.is_empty() => map.push((
+                Frame::bulk_str("arguments"),
+                crate::command_docs::arguments_frame(&args),
+            )),
+            _ => {}
+        }
+        Frame::Map(map)
     }
 
     /// The positions of the keys in `argv`, following first/last/step.

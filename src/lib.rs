@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod command;
+pub mod command_docs;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod keyspace;

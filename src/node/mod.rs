@@ -15,7 +15,7 @@ pub mod server;
 pub mod wal_writer;
 
 use crate::replica::{ClientId, Input, Output, Replica, ReplicaConfig, Request, Response};
-use crate::wal::{FsDisk, Wal, WalOptions};
+use crate::wal::{Disk, FsDisk, Wal, WalOptions};
 use server::{CoreSnapshot, Shared};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -78,13 +78,22 @@ pub fn now_ms() -> u64 {
 
 /// Opens the WAL, rebuilds the keyspace from it, and serves clients until the process ends.
 pub async fn run(config: NodeConfig) -> Result<(), Box<dyn std::error::Error>> {
+    run_on_disk(config, Arc::new(FsDisk)).await
+}
+
+/// [`run`] with the WAL on the given disk: the simulation passes one that loses unsynced
+/// writes and tears sectors.
+pub async fn run_on_disk(
+    config: NodeConfig,
+    disk: Arc<dyn Disk>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let wal_dir = config.dir.join("wal");
     let options = WalOptions {
         segment_bytes_max: config.segment_bytes_max,
         ..WalOptions::default()
     };
     let started = std::time::Instant::now();
-    let (wal, records, report) = Wal::open(Arc::new(FsDisk), &wal_dir, options)?;
+    let (wal, records, report) = Wal::open(disk, &wal_dir, options)?;
     let replica_config = ReplicaConfig {
         seed: now_ms(),
         keyspace_limits: crate::keyspace::KeyspaceLimits {
@@ -121,32 +130,56 @@ pub async fn run(config: NodeConfig) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Starts the group-commit writer on its own OS thread. A fatal WAL error stops the process.
-fn spawn_wal_writer(
-    writer: WalWriter,
-    events: mpsc::UnboundedSender<Event>,
-) -> std::sync::mpsc::Sender<WriteJob> {
+/// Where the core loop sends WAL jobs.
+#[cfg(not(madsim))]
+type JobSender = std::sync::mpsc::Sender<WriteJob>;
+#[cfg(madsim)]
+type JobSender = mpsc::UnboundedSender<WriteJob>;
+
+/// Stops the process on a fatal WAL error; otherwise hands the outcome to the core loop.
+fn report_wal_outcome(events: &mpsc::UnboundedSender<Event>, outcome: WriteOutcome) {
+    if let WriteOutcome::Fatal { error } = &outcome {
+        tracing::error!(%error, "fatal WAL error: stopping the node");
+        eprintln!("quorum: fatal WAL error: {error}");
+        std::process::exit(70);
+    }
+    let _ = events.send(Event::Wal(outcome));
+}
+
+/// Starts the group-commit writer on its own OS thread, so that fsync never blocks the event
+/// loop.
+#[cfg(not(madsim))]
+fn spawn_wal_writer(writer: WalWriter, events: mpsc::UnboundedSender<Event>) -> JobSender {
     let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("wal-writer".into())
-        .spawn(move || {
-            writer.run(jobs_rx, |outcome| {
-                if let WriteOutcome::Fatal { error } = &outcome {
-                    tracing::error!(%error, "fatal WAL error: stopping the node");
-                    eprintln!("quorum: fatal WAL error: {error}");
-                    std::process::exit(70);
-                }
-                let _ = events.send(Event::Wal(outcome));
-            })
-        })
+        .spawn(move || writer.run(jobs_rx, |outcome| report_wal_outcome(&events, outcome)))
         .expect("spawn the WAL writer thread");
+    jobs_tx
+}
+
+/// In the simulation there are no OS threads: the writer is a task, with the same batching.
+#[cfg(madsim)]
+fn spawn_wal_writer(mut writer: WalWriter, events: mpsc::UnboundedSender<Event>) -> JobSender {
+    let (jobs_tx, mut jobs_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(job) = jobs_rx.recv().await {
+            let mut batch = vec![job];
+            while let Ok(more) = jobs_rx.try_recv() {
+                batch.push(more);
+            }
+            for outcome in writer.write_batch(batch) {
+                report_wal_outcome(&events, outcome);
+            }
+        }
+    });
     jobs_tx
 }
 
 async fn core_loop(
     mut replica: Replica,
     mut events: mpsc::UnboundedReceiver<Event>,
-    jobs: std::sync::mpsc::Sender<WriteJob>,
+    jobs: JobSender,
     hz: u32,
 ) {
     let mut clients: BTreeMap<ClientId, mpsc::UnboundedSender<Vec<(u64, Response)>>> =
@@ -207,7 +240,7 @@ fn handle_event(
 
 fn drain(
     replica: &mut Replica,
-    jobs: &std::sync::mpsc::Sender<WriteJob>,
+    jobs: &JobSender,
     replies: &mut BTreeMap<ClientId, Vec<(u64, Response)>>,
     clients: &BTreeMap<ClientId, mpsc::UnboundedSender<Vec<(u64, Response)>>>,
 ) {

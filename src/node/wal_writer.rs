@@ -131,6 +131,7 @@ impl WalWriter {
 
     /// The writer's thread body: block for a job, take every job queued behind it, write
     /// them as one batch, report. Ends when the sending side is dropped or on a fatal error.
+    #[cfg_attr(madsim, allow(dead_code))]
     pub fn run(mut self, jobs: std::sync::mpsc::Receiver<WriteJob>, report: impl Fn(WriteOutcome)) {
         while let Ok(job) = jobs.recv() {
             let mut batch = vec![job];

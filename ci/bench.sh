@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Single-node benchmark: quorum against Redis with `appendonly yes, appendfsync always` (every
+# write fsynced before its reply, as quorum does), side by side on loopback, with the same
+# redis-benchmark matrix, and the ratio quorum/redis for each row. Installs redis-server and
+# redis-tools from Debian's packages if they are missing.
+#
+# Knobs (environment):
+#   BENCH_REQUESTS  requests per row (default 200000)
+#   BENCH_CLIENTS   connections (default 50)
+#   BENCH_TESTS     redis-benchmark tests (default "set get incr lpush hset")
+#   BENCH_PIPELINES pipeline depths (default "1 16")
+#   BENCH_ROUNDS    runs per row; the best of each side is kept (default 1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REQUESTS=${BENCH_REQUESTS:-200000}
+CLIENTS=${BENCH_CLIENTS:-50}
+TESTS=${BENCH_TESTS:-"set get incr lpush hset"}
+PIPELINES=${BENCH_PIPELINES:-"1 16"}
+ROUNDS=${BENCH_ROUNDS:-1}
+REDIS_PORT=${BENCH_REDIS_PORT:-6501}
+QUORUM_PORT=${BENCH_QUORUM_PORT:-6502}
+
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server redis-tools
+fi
+cargo build --release --locked --quiet
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/quorum-bench.XXXXXX")
+cleanup() {
+  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  [ -n "${quorum_pid:-}" ] && kill "$quorum_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+mkdir -p "$work/redis" "$work/quorum"
+redis-server --port "$REDIS_PORT" --dir "$work/redis" --appendonly yes --appendfsync always \
+  --save '' --daemonize yes --logfile "$work/redis.log"
+target/release/quorum node --port "$QUORUM_PORT" --dir "$work/quorum" >"$work/quorum.log" 2>&1 &
+quorum_pid=$!
+for port in "$REDIS_PORT" "$QUORUM_PORT"; do
+  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+done
+
+# ops/s and p50/p99 (ms) of one redis-benchmark run, as "rps p50 p99".
+run() {
+  local port=$1 test=$2 pipeline=$3
+  redis-benchmark -p "$port" -c "$CLIENTS" -n "$REQUESTS" -d 100 -r 100000 -t "$test" \
+    -P "$pipeline" --csv 2>/dev/null |
+    awk -F'","' 'NR==2 { print $2, $5, $7 }'
+}
+
+best() { # keep the run with the highest ops/s
+  local port=$1 test=$2 pipeline=$3 top="0 0 0"
+  for _ in $(seq "$ROUNDS"); do
+    local r; r=$(run "$port" "$test" "$pipeline")
+    if awk -v a="$r" -v b="$top" 'BEGIN { split(a, x, " "); split(b, y, " "); exit !(x[1] > y[1]) }'; then
+      top=$r
+    fi
+  done
+  echo "$top"
+}
+
+echo "quorum $(target/release/quorum --version | awk '{print $2}') vs $(redis-server --version | awk '{print $3}') (appendfsync always)," \
+  "$CLIENTS clients, $REQUESTS requests, 100-byte values, $(nproc) cores"
+printf '%-6s %3s | %12s %7s %7s | %12s %7s %7s | %6s %6s %s\n' \
+  test P redis_ops/s p50_ms p99_ms quorum_ops/s p50_ms p99_ms ratio target ok
+failures=0
+row=0
+for pipeline in $PIPELINES; do
+  for test in $TESTS; do
+    # Alternate who goes first so that neither always runs on a warmer machine.
+    row=$((row + 1))
+    if [ $((row % 2)) = 1 ]; then
+      read -r q_rps q_p50 q_p99 < <(best "$QUORUM_PORT" "$test" "$pipeline")
+      read -r r_rps r_p50 r_p99 < <(best "$REDIS_PORT" "$test" "$pipeline")
+    else
+      read -r r_rps r_p50 r_p99 < <(best "$REDIS_PORT" "$test" "$pipeline")
+      read -r q_rps q_p50 q_p99 < <(best "$QUORUM_PORT" "$test" "$pipeline")
+    fi
+    target=1.00
+    [ "$test" = get ] && target=0.90
+    ratio=$(awk -v q="$q_rps" -v r="$r_rps" 'BEGIN { printf "%.2f", (r > 0 ? q / r : 0) }')
+    ok=yes
+    awk -v x="$ratio" -v t="$target" 'BEGIN { exit !(x + 0 >= t + 0) }' || { ok=NO; failures=$((failures + 1)); }
+    printf '%-6s %3s | %12.0f %7s %7s | %12.0f %7s %7s | %6s %6s %s\n' \
+      "$test" "$pipeline" "$r_rps" "$r_p50" "$r_p99" "$q_rps" "$q_p50" "$q_p99" "$ratio" "$target" "$ok"
+  done
+done
+echo "rows below target: $failures"
