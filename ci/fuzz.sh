@@ -2,8 +2,9 @@
 # Runs each cargo-fuzz target for a bounded time on the stable toolchain (`-s none`: the
 # default address sanitizer needs nightly). New inputs go to a scratch directory, so a run does
 # not change the committed corpus; a crash is saved under fuzz/artifacts/TARGET/ and fails the
-# run. To keep a crash as a regression, copy it into fuzz/corpus/TARGET/: `cargo test` replays
-# every file there (tests/fuzz_corpora.rs).
+# run. To keep a crash as a regression, copy it into fuzz/regressions/TARGET/ (with a name that
+# says what it found): `cargo test` replays every file there and in fuzz/corpus/TARGET/
+# (tests/fuzz_corpora.rs).
 #
 # Usage: ci/fuzz.sh [SECONDS_PER_TARGET]   (default: $QUORUM_FUZZ_SECONDS or 60)
 set -euo pipefail
