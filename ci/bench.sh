@@ -40,7 +40,7 @@ trap cleanup EXIT
 mkdir -p "$work/redis" "$work/quorum"
 redis-server --port "$REDIS_PORT" --dir "$work/redis" --appendonly yes --appendfsync always \
   --save '' --daemonize yes --logfile "$work/redis.log"
-target/release/quorum node --port "$QUORUM_PORT" --dir "$work/quorum" >"$work/quorum.log" 2>&1 &
+target/release/quorum node --port "$QUORUM_PORT" --dir "$work/quorum" ${QUORUM_ARGS:-} >"$work/quorum.log" 2>&1 &
 quorum_pid=$!
 for port in "$REDIS_PORT" "$QUORUM_PORT"; do
   for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done

@@ -3,7 +3,8 @@
 //! segment header carries [`WAL_FORMAT_VERSION`], and new enum variants are only ever added
 //! at the end, so old records keep decoding.
 
-use crate::log::WalRecord;
+use crate::log::{LogEntry, WalRecord};
+use serde::Serialize;
 use thiserror::Error;
 
 /// The version of the record payloads in a WAL segment (see `wal::record`).
@@ -21,6 +22,20 @@ pub fn encode_wal_record(record: &WalRecord) -> Vec<u8> {
 pub fn encode_wal_record_into(record: &WalRecord, out: &mut Vec<u8>) {
     let taken = std::mem::take(out);
     *out = postcard::to_extend(record, taken).expect("encoding to a Vec cannot fail");
+}
+
+/// [`WalRecord`] by reference, so that the writer encodes entries without copying them. It
+/// must encode exactly as `WalRecord` does (a test checks it): same variants, same order.
+#[derive(Serialize)]
+enum WalRecordRef<'a> {
+    Entry(&'a LogEntry),
+}
+
+/// Appends the encoding of `WalRecord::Entry(entry)` to `out`.
+pub fn encode_entry_record_into(entry: &LogEntry, out: &mut Vec<u8>) {
+    let taken = std::mem::take(out);
+    *out = postcard::to_extend(&WalRecordRef::Entry(entry), taken)
+        .expect("encoding to a Vec cannot fail");
 }
 
 pub fn decode_wal_record(bytes: &[u8]) -> Result<WalRecord, DecodeError> {
@@ -49,6 +64,10 @@ mod tests {
         let mut out = vec![9u8];
         encode_wal_record_into(&record, &mut out);
         assert_eq!(&out[1..], &bytes[..]);
+        let WalRecord::Entry(entry) = &record;
+        let mut by_ref = Vec::new();
+        encode_entry_record_into(entry, &mut by_ref);
+        assert_eq!(by_ref, bytes, "the by-reference encoding is the same");
         assert!(decode_wal_record(&bytes[..bytes.len() - 1]).is_err());
     }
 

@@ -178,7 +178,7 @@ commands! {
 }
 
 impl CommandSpec {
-    /// Looks a command up by name, in any letter case.
+    /// Looks a command up by name, in any letter case (a binary search over the names).
     pub fn find(name: &[u8]) -> Option<&'static CommandSpec> {
         if name.len() > 16 {
             return None;
@@ -188,7 +188,11 @@ impl CommandSpec {
             *dst = src.to_ascii_lowercase();
         }
         let lower = &lower[..name.len()];
-        COMMANDS.iter().find(|spec| spec.name.as_bytes() == lower)
+        let by_name = by_name();
+        by_name
+            .binary_search_by(|spec| spec.name.as_bytes().cmp(lower))
+            .ok()
+            .map(|at| by_name[at])
     }
 
     pub fn arity_ok(&self, argc: usize) -> bool {
@@ -261,6 +265,16 @@ impl CommandSpec {
         let enabled = self.first_key > 0;
         (first..=last).step_by(step).filter(move |_| enabled)
     }
+}
+
+/// The table sorted by name, built once.
+fn by_name() -> &'static [&'static CommandSpec] {
+    static BY_NAME: std::sync::OnceLock<Vec<&'static CommandSpec>> = std::sync::OnceLock::new();
+    BY_NAME.get_or_init(|| {
+        let mut specs: Vec<&'static CommandSpec> = COMMANDS.iter().collect();
+        specs.sort_by_key(|spec| spec.name);
+        specs
+    })
 }
 
 /// A parsed command: its table row and its arguments (`argv[0]` is the name as sent).

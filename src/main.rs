@@ -39,8 +39,9 @@ enum Commands {
         /// Size at which a WAL segment is closed and a new one started, in bytes.
         #[arg(long, default_value_t = 64 * 1024 * 1024)]
         wal_segment_bytes_max: u64,
-        /// Worker threads for connections (0: one per core).
-        #[arg(long, default_value_t = 0)]
+        /// Event-loop threads for connections and the core. 1 (the default) runs them all on
+        /// one thread, as Redis does; 0 means one per core.
+        #[arg(long, default_value_t = 1)]
         threads: usize,
     },
     /// Inspect a node's WAL: segments, records, torn tail, corruption. Changes nothing

@@ -46,6 +46,13 @@ fn rust_files(path: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
+/// Allowed exceptions, each with the reason it is safe.
+const ALLOWED: &[(&str, &str)] = &[
+    // The point index of HashOrderedMap is looked up, never iterated; every ordered walk goes
+    // through its B-tree of hashes, so no hash-table order reaches any output.
+    ("src/keyspace/table.rs", "HashMap"),
+];
+
 #[test]
 fn the_core_touches_nothing_outside() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -62,7 +69,8 @@ fn the_core_touches_nothing_outside() {
         for (n, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or_default();
             for word in FORBIDDEN {
-                if code.contains(word) {
+                let allowed = ALLOWED.iter().any(|(f, w)| file.ends_with(f) && w == word);
+                if code.contains(word) && !allowed {
                     hits.push(format!("{}:{}: {word}: {line}", file.display(), n + 1));
                 }
             }

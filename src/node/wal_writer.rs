@@ -8,8 +8,8 @@
 //! that could not be taken back, is fatal: the process stops, and never retries (after a
 //! failed fsync the page cache may have dropped the data: "fsyncgate").
 
-use crate::log::{LogEntry, WalRecord};
-use crate::wal::{AppendError, Wal, frame_record};
+use crate::log::LogEntry;
+use crate::wal::{AppendError, Wal, frame_entry};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -82,7 +82,7 @@ impl WalWriter {
                     entry.index, self.next_index,
                     "a job's entries are consecutive"
                 );
-                frame_record(&WalRecord::Entry((**entry).clone()), &mut self.buffer);
+                frame_entry(entry, &mut self.buffer);
                 self.next_index += 1;
             }
             last_index = Some(self.next_index - 1);

@@ -198,7 +198,7 @@ impl Replica {
             replica.last_ts_ms = replica.last_ts_ms.max(entry.ts_ms);
             replica.term = replica.term.max(entry.term);
             replica.persisted_index = entry.index;
-            replica.apply(&entry, None);
+            replica.apply(entry, None);
         }
         replica.outputs.clear();
         replica
@@ -321,7 +321,9 @@ impl Replica {
                 break;
             }
             let (entry, waiter) = self.unapplied.pop_front().unwrap();
-            self.apply(&entry, waiter);
+            // The writer has usually let go of its copy by now: take the entry without cloning.
+            let entry = Arc::try_unwrap(entry).unwrap_or_else(|shared| (*shared).clone());
+            self.apply(entry, waiter);
             self.serve_ready_reads();
         }
     }
@@ -429,7 +431,7 @@ impl Replica {
         }
     }
 
-    fn apply(&mut self, entry: &LogEntry, waiter: Option<Waiter>) {
+    fn apply(&mut self, entry: LogEntry, waiter: Option<Waiter>) {
         assert_eq!(
             entry.index,
             self.applied_index + 1,
@@ -441,13 +443,13 @@ impl Replica {
         );
         // Writes that draw randomness (SPOP) draw it from the entry, so every replica agrees.
         let mut rng = Rng::new(entry.index ^ 0x5157_4f52_554d);
-        let reply = match &entry.payload {
+        let reply = match entry.payload {
             EntryPayload::Noop => None,
             EntryPayload::Command { db, argv } => {
-                let frame = match Command::parse(argv.clone()) {
+                let frame = match Command::parse(argv) {
                     Ok(cmd) => {
                         let ctx = ExecContext {
-                            db: db_index(*db),
+                            db: db_index(db),
                             now_ms: entry.ts_ms,
                             version: entry.index,
                         };
@@ -458,10 +460,10 @@ impl Replica {
                 Some(frame)
             }
             EntryPayload::Transaction { watches, commands } => {
-                Some(self.run_transaction(watches, commands.clone(), entry.ts_ms, entry.index))
+                Some(self.run_transaction(&watches, commands, entry.ts_ms, entry.index))
             }
             EntryPayload::Expire { keys } => {
-                let deleted = self.keyspace.apply_expiry(keys, entry.ts_ms);
+                let deleted = self.keyspace.apply_expiry(&keys, entry.ts_ms);
                 self.stats.expired_keys += deleted as u64;
                 if self.expiry_in_flight == Some(entry.index) {
                     self.expiry_in_flight = None;

@@ -303,6 +303,14 @@ pub fn frame_record(record: &WalRecord, out: &mut Vec<u8>) {
     record::seal_frame(&mut out[start..]);
 }
 
+/// Encodes `WalRecord::Entry(entry)` as one frame appended to `out`, without copying the entry.
+pub fn frame_entry(entry: &crate::log::LogEntry, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; record::FRAME_HEADER_BYTES]);
+    codec::encode_entry_record_into(entry, out);
+    record::seal_frame(&mut out[start..]);
+}
+
 /// What `quorum check-wal` found.
 #[derive(Debug)]
 pub struct CheckReport {
