@@ -38,8 +38,10 @@ pub struct Entry {
 pub enum Value {
     Str(Bytes),
     List(VecDeque<Bytes>),
-    Hash(HashOrderedMap<Bytes>),
-    Set(HashOrderedMap<()>),
+    // Boxed: a map is several times the size of a string or list, and every slot of the
+    // keyspace's table is as big as the largest variant.
+    Hash(Box<HashOrderedMap<Bytes>>),
+    Set(Box<HashOrderedMap<()>>),
 }
 
 impl Value {
@@ -431,7 +433,7 @@ impl Exec<'_> {
     ) -> Result<Option<&mut HashOrderedMap<Bytes>>, Frame> {
         self.check_type(key, "hash")?;
         if create && !self.exists(key) {
-            self.set(key, Value::Hash(HashOrderedMap::new()), false);
+            self.set(key, Value::Hash(Box::default()), false);
         }
         Ok(match self.get_mut(key).map(|e| &mut e.value) {
             Some(Value::Hash(h)) => Some(h),
@@ -446,7 +448,7 @@ impl Exec<'_> {
     ) -> Result<Option<&mut HashOrderedMap<()>>, Frame> {
         self.check_type(key, "set")?;
         if create && !self.exists(key) {
-            self.set(key, Value::Set(HashOrderedMap::new()), false);
+            self.set(key, Value::Set(Box::default()), false);
         }
         Ok(match self.get_mut(key).map(|e| &mut e.value) {
             Some(Value::Set(s)) => Some(s),

@@ -316,8 +316,8 @@ pub fn combine(x: &mut Exec, argv: &[Bytes], op: SetOp, store: bool) -> Reply {
     if len == 0 {
         x.delete(destination);
     } else {
-        let set = members.into_iter().map(|m| (m, ())).collect();
-        x.set(destination, Value::Set(set), false);
+        let set: HashOrderedMap<()> = members.into_iter().map(|m| (m, ())).collect();
+        x.set(destination, Value::Set(Box::new(set)), false);
     }
     Ok(Frame::Integer(len as i64))
 }

@@ -43,7 +43,7 @@ impl Default for WalOptions {
     fn default() -> Self {
         WalOptions {
             segment_bytes_max: 64 * 1024 * 1024,
-            prealloc_bytes: 4 * 1024 * 1024,
+            prealloc_bytes: 1024 * 1024,
         }
     }
 }
