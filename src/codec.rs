@@ -18,12 +18,6 @@ pub fn encode_wal_record(record: &WalRecord) -> Vec<u8> {
     postcard::to_allocvec(record).expect("encoding to a Vec cannot fail")
 }
 
-/// Appends the encoding of `record` to `out` (the group-commit writer's batch buffer).
-pub fn encode_wal_record_into(record: &WalRecord, out: &mut Vec<u8>) {
-    let taken = std::mem::take(out);
-    *out = postcard::to_extend(record, taken).expect("encoding to a Vec cannot fail");
-}
-
 /// [`WalRecord`] by reference, so that the writer encodes entries without copying them. It
 /// must encode exactly as `WalRecord` does (a test checks it): same variants, same order.
 #[derive(Serialize)]
@@ -61,9 +55,6 @@ mod tests {
         });
         let bytes = encode_wal_record(&record);
         assert_eq!(decode_wal_record(&bytes).unwrap(), record);
-        let mut out = vec![9u8];
-        encode_wal_record_into(&record, &mut out);
-        assert_eq!(&out[1..], &bytes[..]);
         let WalRecord::Entry(entry) = &record;
         let mut by_ref = Vec::new();
         encode_entry_record_into(entry, &mut by_ref);

@@ -134,31 +134,74 @@ pub type Request = (Vec<Bytes>, usize);
 /// complete (`args` may be empty: Redis ignores `*0` and blank inline lines, and so does the
 /// caller), and `Err` when the bytes can never become a valid request.
 pub fn decode_request(buf: &[u8], limits: &Limits) -> Result<Option<Request>, ProtocolError> {
-    match buf.first() {
-        None => Ok(None),
-        Some(b'*') => decode_multibulk_request(buf, limits),
-        Some(_) => decode_inline_request(buf, limits),
+    RequestParser::default().parse(buf, limits)
+}
+
+/// Decodes client requests incrementally: a multibulk that arrives over many reads is parsed
+/// once, each call resuming where the previous one stopped, instead of from its first byte
+/// (which would make a large request cost quadratic time, stalling every other client).
+#[derive(Debug, Default)]
+pub struct RequestParser {
+    partial: Option<Partial>,
+}
+
+/// How far an incomplete multibulk was parsed.
+#[derive(Debug)]
+struct Partial {
+    count: usize,
+    ranges: Vec<std::ops::Range<usize>>,
+    pos: usize,
+}
+
+impl RequestParser {
+    /// [`decode_request`]'s contract. Between calls `buf` must keep its start and only grow,
+    /// until a request completes (the caller then consumes it) or an error ends the stream.
+    pub fn parse(&mut self, buf: &[u8], limits: &Limits) -> Result<Option<Request>, ProtocolError> {
+        let partial = self.partial.take();
+        match buf.first() {
+            None => Ok(None),
+            Some(b'*') => decode_multibulk_request(buf, limits, partial, &mut self.partial),
+            Some(_) => decode_inline_request(buf, limits),
+        }
     }
 }
 
-fn decode_multibulk_request(buf: &[u8], limits: &Limits) -> Result<Option<Request>, ProtocolError> {
-    let Some((line, mut pos)) = read_line(buf, 1, limits.inline_len_max)
-        .map_err(|_| ProtocolError::MultibulkHeaderTooBig)?
-    else {
-        return Ok(None);
+fn decode_multibulk_request(
+    buf: &[u8],
+    limits: &Limits,
+    resume: Option<Partial>,
+    save: &mut Option<Partial>,
+) -> Result<Option<Request>, ProtocolError> {
+    let Partial {
+        count,
+        mut ranges,
+        mut pos,
+    } = match resume {
+        Some(partial) => partial,
+        None => {
+            let Some((line, pos)) = read_line(buf, 1, limits.inline_len_max)
+                .map_err(|_| ProtocolError::MultibulkHeaderTooBig)?
+            else {
+                return Ok(None);
+            };
+            let count = parse_i64(line).ok_or(ProtocolError::InvalidMultibulkLength)?;
+            if count > limits.multibulk_len_max as i64 {
+                return Err(ProtocolError::InvalidMultibulkLength);
+            }
+            if count <= 0 {
+                return Ok(Some((Vec::new(), pos)));
+            }
+            // Never trust the declared count for the allocation: it is a claim, not bytes.
+            Partial {
+                count: count as usize,
+                ranges: Vec::with_capacity((count as usize).min(64)),
+                pos,
+            }
+        }
     };
-    let count = parse_i64(line).ok_or(ProtocolError::InvalidMultibulkLength)?;
-    if count > limits.multibulk_len_max as i64 {
-        return Err(ProtocolError::InvalidMultibulkLength);
-    }
-    if count <= 0 {
-        return Ok(Some((Vec::new(), pos)));
-    }
-    let count = count as usize;
-    // Never trust the declared count for the allocation: it is a claim, not bytes.
-    let mut ranges = Vec::with_capacity(count.min(64));
-    for _ in 0..count {
+    while ranges.len() < count {
         let Some(&kind) = buf.get(pos) else {
+            *save = Some(Partial { count, ranges, pos });
             return Ok(None);
         };
         if kind != b'$' {
@@ -167,6 +210,7 @@ fn decode_multibulk_request(buf: &[u8], limits: &Limits) -> Result<Option<Reques
         let Some((line, after)) = read_line(buf, pos + 1, limits.inline_len_max)
             .map_err(|_| ProtocolError::BulkHeaderTooBig)?
         else {
+            *save = Some(Partial { count, ranges, pos });
             return Ok(None);
         };
         let len = parse_i64(line).ok_or(ProtocolError::InvalidBulkLength)?;
@@ -176,6 +220,7 @@ fn decode_multibulk_request(buf: &[u8], limits: &Limits) -> Result<Option<Reques
         let len = len as usize;
         let end = after + len;
         if buf.len() < end + 2 {
+            *save = Some(Partial { count, ranges, pos });
             return Ok(None);
         }
         if &buf[end..end + 2] != b"\r\n" {
@@ -192,7 +237,9 @@ fn decode_multibulk_request(buf: &[u8], limits: &Limits) -> Result<Option<Reques
 }
 
 fn decode_inline_request(buf: &[u8], limits: &Limits) -> Result<Option<Request>, ProtocolError> {
-    let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
+    // Look no further than the longest line allowed: a long buffer is not scanned again and again.
+    let window = &buf[..buf.len().min(limits.inline_len_max + 1)];
+    let Some(newline) = window.iter().position(|&b| b == b'\n') else {
         if buf.len() > limits.inline_len_max {
             return Err(ProtocolError::InlineTooBig);
         }
@@ -295,7 +342,8 @@ fn hex_value(c: u8) -> Option<u8> {
 #[allow(clippy::result_unit_err)]
 fn read_line(buf: &[u8], start: usize, line_max: usize) -> Result<Option<(&[u8], usize)>, ()> {
     let rest = buf.get(start..).unwrap_or(&[]);
-    match rest.windows(2).position(|w| w == b"\r\n") {
+    let window = &rest[..rest.len().min(line_max.saturating_add(2))];
+    match window.windows(2).position(|w| w == b"\r\n") {
         Some(end) if end > line_max => Err(()),
         Some(end) => Ok(Some((&rest[..end], start + end + 2))),
         None if rest.len() > line_max => Err(()),
@@ -494,7 +542,7 @@ pub fn encode(frame: &Frame, protocol: Protocol, out: &mut Vec<u8>) {
     let resp3 = protocol == Protocol::Resp3;
     match frame {
         Frame::Simple(s) => line(out, b'+', s.as_bytes()),
-        Frame::Error(s) => line(out, b'-', s.as_bytes()),
+        Frame::Error(s) => error_line(out, s.as_bytes()),
         Frame::Integer(n) => {
             out.push(b':');
             push_int(out, *n);
@@ -537,15 +585,20 @@ pub fn encode(frame: &Frame, protocol: Protocol, out: &mut Vec<u8>) {
         }
         Frame::Verbatim { text, .. } => bulk(out, b'$', text),
         Frame::BulkError(b) if resp3 => bulk(out, b'!', b),
-        Frame::BulkError(b) => {
-            // RESP2 has no bulk errors: send a simple error with the line breaks removed.
-            let flat: Vec<u8> = b
-                .iter()
-                .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c })
-                .collect();
-            line(out, b'-', &flat)
-        }
+        // RESP2 has no bulk errors: send a simple error.
+        Frame::BulkError(b) => error_line(out, b),
     }
+}
+
+/// A simple error. Error texts may quote client input, so line breaks become spaces (as Redis
+/// does): a `\r\n` inside would end the line early and desynchronize the client.
+fn error_line(out: &mut Vec<u8>, text: &[u8]) {
+    out.push(b'-');
+    out.extend(
+        text.iter()
+            .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+    );
+    out.extend_from_slice(b"\r\n");
 }
 
 fn line(out: &mut Vec<u8>, kind: u8, text: &[u8]) {
@@ -648,6 +701,24 @@ mod tests {
     }
 
     #[test]
+    fn an_incremental_parse_resumes_where_it_stopped() {
+        let mut full = Vec::new();
+        let args: Vec<Vec<u8>> = (0..1000).map(|i| format!("arg{i}").into_bytes()).collect();
+        let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+        encode_request(&refs, &mut full);
+        let mut parser = RequestParser::default();
+        let limits = Limits::default();
+        for cut in (0..full.len()).step_by(7) {
+            assert_eq!(parser.parse(&full[..cut], &limits).unwrap(), None);
+        }
+        let (parsed, used) = parser.parse(&full, &limits).unwrap().unwrap();
+        assert_eq!(used, full.len());
+        assert_eq!(parsed.len(), 1000);
+        assert_eq!(parsed[999], Bytes::from("arg999"));
+        assert!(parser.partial.is_none());
+    }
+
+    #[test]
     fn inline_requests_follow_redis_quoting() {
         let (args, used) = req(b"set k \"a b\\x41\\n\" 'it\\'s'\r\n").unwrap().unwrap();
         assert_eq!(
@@ -703,6 +774,13 @@ mod tests {
         out.clear();
         encode(&Frame::Double(3.0), Protocol::Resp2, &mut out);
         assert_eq!(out, b"$1\r\n3\r\n");
+        out.clear();
+        encode(
+            &Frame::error("ERR unknown command 'a\r\nb'"),
+            Protocol::Resp2,
+            &mut out,
+        );
+        assert_eq!(out, b"-ERR unknown command 'a  b'\r\n");
         out.clear();
         encode(&Frame::Null, Protocol::Resp2, &mut out);
         encode(&Frame::NullArray, Protocol::Resp2, &mut out);

@@ -227,9 +227,14 @@ impl Session {
             while i < argv.len() {
                 let option = &argv[i];
                 if option.eq_ignore_ascii_case(b"auth") && i + 2 < argv.len() {
-                    return Frame::error(
-                        "WRONGPASS invalid username-password pair or user is disabled.",
-                    );
+                    // No password is configured: like Redis's `default` user with `nopass`,
+                    // any password is accepted for it, and no other user exists.
+                    if !argv[i + 1].eq_ignore_ascii_case(b"default") {
+                        return Frame::error(
+                            "WRONGPASS invalid username-password pair or user is disabled.",
+                        );
+                    }
+                    i += 3;
                 } else if option.eq_ignore_ascii_case(b"setname") && i + 1 < argv.len() {
                     if let Err(error) = check_client_name(&argv[i + 1]) {
                         return error;

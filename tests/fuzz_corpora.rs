@@ -12,8 +12,11 @@ static ALLOC: CountingAlloc = CountingAlloc;
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut files = Vec::new();
+    // corpus/: what the fuzzer kept (minimized with `cargo fuzz cmin`); regressions/: inputs
+    // that once failed, kept whole; artifacts/: crashes found locally and not yet filed.
     for dir in [
         root.join("corpus").join(target),
+        root.join("regressions").join(target),
         root.join("artifacts").join(target),
     ] {
         let Ok(entries) = std::fs::read_dir(&dir) else {

@@ -335,6 +335,16 @@ fn keys_expire_through_the_log_and_stay_expired_after_restart() {
 }
 
 #[test]
+fn a_second_node_on_the_same_directory_refuses_to_start() {
+    let dir = temp_dir("lock");
+    let _first = Node::start(&dir);
+    let stderr = Node::try_start(&dir, &[])
+        .err()
+        .expect("the second node must not start");
+    assert!(stderr.contains("in use by another quorum node"), "{stderr}");
+}
+
+#[test]
 fn maxclients_refuses_extra_connections() {
     let node = Node::start(&temp_dir("maxclients"));
     let mut admin = node.raw();
@@ -343,4 +353,111 @@ fn maxclients_refuses_extra_connections() {
     assert_eq!(second.cmd(&["PING"]), Frame::simple("PONG"));
     let mut third = node.raw();
     assert_eq!(third.read(), Some(err("ERR max number of clients reached")));
+}
+
+#[test]
+fn a_pipelined_watch_guards_the_exec_that_follows_it() {
+    let node = Node::start(&temp_dir("pipelined-watch"));
+    let mut a = node.raw();
+    let mut b = node.raw();
+    a.cmd(&["SET", "w", "1"]);
+    // WATCH, then another client writes, then MULTI/SET/EXEC in one pipeline: EXEC must abort.
+    assert_eq!(a.cmd(&["WATCH", "w"]), Frame::ok());
+    b.cmd(&["SET", "w", "2"]);
+    let mut batch = Vec::new();
+    for args in [&["MULTI"][..], &["SET", "w", "3"], &["EXEC"]] {
+        let args: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        quorum::resp::encode_request(&args, &mut batch);
+    }
+    a.send(&batch);
+    assert_eq!(a.read(), Some(Frame::ok()));
+    assert_eq!(a.read(), Some(Frame::simple("QUEUED")));
+    assert_eq!(a.read(), Some(Frame::NullArray));
+    // WATCH and EXEC in the same pipeline: the versions are known before EXEC runs, and an
+    // UNWATCH in the pipeline is not undone by a late WATCH reply.
+    let mut batch = Vec::new();
+    for args in [
+        &["WATCH", "w"][..],
+        &["UNWATCH"],
+        &["MULTI"],
+        &["INCR", "n"],
+        &["EXEC"],
+    ] {
+        let args: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        quorum::resp::encode_request(&args, &mut batch);
+    }
+    a.send(&batch);
+    for expected in [
+        Frame::ok(),
+        Frame::ok(),
+        Frame::ok(),
+        Frame::simple("QUEUED"),
+    ] {
+        assert_eq!(a.read(), Some(expected));
+    }
+    assert_eq!(a.read(), Some(Frame::Array(vec![Frame::Integer(1)])));
+    b.cmd(&["SET", "w", "4"]);
+    a.cmd(&["MULTI"]);
+    a.cmd(&["INCR", "n"]);
+    assert_eq!(
+        a.cmd(&["EXEC"]),
+        Frame::Array(vec![Frame::Integer(2)]),
+        "nothing is watched"
+    );
+}
+
+#[test]
+fn hello_in_a_pipeline_switches_only_the_replies_after_it() {
+    let node = Node::start(&temp_dir("hello-pipeline"));
+    let mut raw = node.raw();
+    raw.send(b"GET missing\r\nHELLO 3\r\nGET missing\r\n");
+    let mut bytes = Vec::new();
+    // HELLO's map ends with `modules` (an empty array); the second GET's null follows it.
+    while !bytes.ends_with(b"*0\r\n_\r\n") {
+        let mut chunk = [0u8; 4096];
+        let n = std::io::Read::read(&mut raw.stream, &mut chunk).unwrap();
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&bytes));
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+    assert!(
+        bytes.starts_with(b"$-1\r\n%7\r\n"),
+        "the first GET answers in RESP2, HELLO in RESP3"
+    );
+    assert!(
+        bytes.ends_with(b"_\r\n"),
+        "the GET after HELLO 3 answers in RESP3"
+    );
+}
+
+#[test]
+fn ttls_count_from_the_moment_of_the_write() {
+    let node = Node::start(&temp_dir("ttl-precision"));
+    let mut raw = node.raw();
+    // The node's timer ticks every 100 ms; the deadline must still come from the write's time.
+    for _ in 0..5 {
+        raw.cmd(&["SET", "k", "v", "PX", "300"]);
+        let Frame::Integer(left) = raw.cmd(&["PTTL", "k"]) else {
+            panic!()
+        };
+        assert!(
+            (250..=300).contains(&left),
+            "PTTL right after SET PX 300 is {left}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(37));
+    }
+}
+
+#[test]
+fn error_replies_never_carry_line_breaks_from_client_input() {
+    let node = Node::start(&temp_dir("crlf"));
+    let mut raw = node.raw();
+    assert_eq!(
+        raw.cmd(&["NOPE\r\n+OK", "x"]),
+        err("ERR unknown command 'NOPE  +OK', with args beginning with: 'x' ")
+    );
+    assert_eq!(
+        raw.cmd(&["PING"]),
+        Frame::simple("PONG"),
+        "the stream is still in sync"
+    );
 }

@@ -6,7 +6,7 @@
 use super::Event;
 use super::server::{self, ClientInfo, Shared};
 use crate::command::CommandId;
-use crate::replica::Response;
+use crate::replica::{Op, Response};
 use crate::resp::{self, Frame, Limits, Protocol, ProtocolError};
 use crate::session::{Action, HelloInfo, Session};
 use bytes::{Buf, BytesMut};
@@ -113,6 +113,7 @@ async fn serve(
             events: events.clone(),
             info,
             buf: BytesMut::with_capacity(16 * 1024),
+            parser: resp::RequestParser::default(),
             out: Vec::with_capacity(16 * 1024),
         };
         if let Err(reason) = conn.run(&mut stream, &mut replies_rx).await {
@@ -129,6 +130,7 @@ struct Connection {
     events: mpsc::UnboundedSender<Event>,
     info: Arc<Mutex<ClientInfo>>,
     buf: BytesMut,
+    parser: resp::RequestParser,
     out: Vec<u8>,
 }
 
@@ -205,7 +207,7 @@ impl Connection {
     /// Decodes every complete request in the buffer (up to a bound) and turns each into a
     /// reply slot. Returns the slots, whether to close after answering, a protocol error, and
     /// whether the buffer ends in an incomplete request (read more before the next batch).
-    fn take_batch(&mut self) -> (Vec<Slot>, bool, Option<ProtocolError>, bool) {
+    fn take_batch(&mut self) -> (Vec<(Slot, Protocol)>, bool, Option<ProtocolError>, bool) {
         let limits = self.limits();
         let mut slots = Vec::new();
         let mut requests = Vec::new();
@@ -213,7 +215,7 @@ impl Connection {
         let mut error = None;
         let mut need_more = false;
         while slots.len() < BATCH_REQUESTS_MAX && !close {
-            let argv = match resp::decode_request(&self.buf, &limits) {
+            let argv = match self.parser.parse(&self.buf, &limits) {
                 Ok(Some((argv, used))) => {
                     self.buf.advance(used);
                     argv
@@ -230,17 +232,27 @@ impl Connection {
             if argv.is_empty() {
                 continue;
             }
-            match self.session.handle(argv, &HELLO) {
-                Action::Reply(frame) => slots.push(Slot::Ready(frame)),
+            let action = self.session.handle(argv, &HELLO);
+            // Each reply is encoded in the protocol in force when its command ran (HELLO may
+            // switch it halfway through a pipeline).
+            let protocol = self.session.protocol;
+            match action {
+                Action::Reply(frame) => slots.push((Slot::Ready(frame), protocol)),
                 Action::ReplyAndClose(frame) => {
-                    slots.push(Slot::Ready(frame));
+                    slots.push((Slot::Ready(frame), protocol));
                     close = true;
                 }
                 Action::Core(request) => {
-                    slots.push(Slot::Core(request.id));
+                    // WATCH's versions must be known before anything after it runs (an EXEC
+                    // in the same pipeline carries them), so the batch ends here.
+                    let watch = matches!(request.op, Op::Watch { .. });
+                    slots.push((Slot::Core(request.id), protocol));
                     requests.push(request);
+                    if watch {
+                        break;
+                    }
                 }
-                Action::Server(cmd) => slots.push(Slot::Server(cmd)),
+                Action::Server(cmd) => slots.push((Slot::Server(cmd), protocol)),
             }
         }
         if !requests.is_empty() {
@@ -253,12 +265,12 @@ impl Connection {
     /// Waits for the core's responses to this batch, then encodes every reply in order.
     async fn answer(
         &mut self,
-        slots: Vec<Slot>,
+        slots: Vec<(Slot, Protocol)>,
         replies: &mut mpsc::UnboundedReceiver<Vec<(u64, Response)>>,
     ) -> Result<(), String> {
         let waiting: Vec<u64> = slots
             .iter()
-            .filter_map(|s| match s {
+            .filter_map(|(s, _)| match s {
                 Slot::Core(id) => Some(*id),
                 _ => None,
             })
@@ -278,7 +290,7 @@ impl Connection {
             }
         }
         let mut responses = responses.into_iter();
-        for slot in slots {
+        for (slot, protocol) in slots {
             let frame = match slot {
                 Slot::Ready(frame) => frame,
                 Slot::Core(_) => {
@@ -294,7 +306,7 @@ impl Connection {
                     server::handle(&cmd, &mut self.session, &self.shared, snapshot.as_ref())
                 }
             };
-            resp::encode(&frame, self.session.protocol, &mut self.out);
+            resp::encode(&frame, protocol, &mut self.out);
         }
         self.update_info();
         Ok(())

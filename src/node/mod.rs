@@ -78,7 +78,25 @@ pub fn now_ms() -> u64 {
 
 /// Opens the WAL, rebuilds the keyspace from it, and serves clients until the process ends.
 pub async fn run(config: NodeConfig) -> Result<(), Box<dyn std::error::Error>> {
-    run_on_disk(config, Arc::new(FsDisk)).await
+    // Two nodes on one directory would interleave their WALs: hold a lock for the node's life.
+    std::fs::create_dir_all(&config.dir)?;
+    let lock_path = config.dir.join("LOCK");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)?;
+    if lock.try_lock().is_err() {
+        return Err(format!(
+            "{} is in use by another quorum node (it holds {})",
+            config.dir.display(),
+            lock_path.display()
+        )
+        .into());
+    }
+    let result = run_on_disk(config, Arc::new(FsDisk)).await;
+    drop(lock);
+    result
 }
 
 /// [`run`] with the WAL on the given disk: the simulation passes one that loses unsynced
@@ -86,6 +104,24 @@ pub async fn run(config: NodeConfig) -> Result<(), Box<dyn std::error::Error>> {
 pub async fn run_on_disk(
     config: NodeConfig,
     disk: Arc<dyn Disk>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    run_with(
+        config,
+        disk,
+        Box::new(|_| {}),
+        Box::pin(std::future::pending()),
+    )
+    .await
+}
+
+/// [`run_on_disk`], calling `on_ready` with the listening address once clients can connect
+/// (in-process tests bind port 0 and learn the port this way), and returning when `stop`
+/// completes.
+pub async fn run_with(
+    config: NodeConfig,
+    disk: Arc<dyn Disk>,
+    on_ready: Box<dyn FnOnce(SocketAddr) + Send>,
+    stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let wal_dir = config.dir.join("wal");
     let options = WalOptions {
@@ -120,14 +156,24 @@ pub async fn run_on_disk(
 
     let writer = WalWriter::new(wal, replica.last_index(), wal_stats);
     let jobs = spawn_wal_writer(writer, events_tx.clone());
-    tokio::spawn(core_loop(replica, events_rx, jobs, config.hz));
+    let core = tokio::spawn(core_loop(replica, events_rx, jobs, config.hz));
     tracing::info!(addr = %local, "quorum node ready to accept connections");
+    on_ready(local);
     println!(
         "quorum node listening on {local} (data in {})",
         config.dir.display()
     );
-    conn::accept_loop(listener, shared, events_tx).await;
-    Ok(())
+    tokio::select! {
+        _ = conn::accept_loop(listener, shared, events_tx) => Ok(()),
+        _ = stop => Ok(()),
+        // The core loop never ends on its own: if it stopped, it panicked (a broken invariant).
+        // Stop the process rather than accept clients that would never get an answer.
+        ended = core => {
+            tracing::error!(?ended, "the core loop stopped; stopping the node");
+            eprintln!("quorum: the core loop stopped: {ended:?}");
+            std::process::exit(70);
+        }
+    }
 }
 
 /// Where the core loop sends WAL jobs.
@@ -199,6 +245,9 @@ async fn core_loop(
                 continue;
             }
         };
+        // Every gather starts at the current time: entry timestamps (and so TTL deadlines) and
+        // reads must not lag by a timer period.
+        replica.step(Input::Tick { now_ms: now_ms() });
         let mut next = Some(first);
         let mut handled = 0;
         while let Some(event) = next.take() {

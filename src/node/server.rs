@@ -314,16 +314,12 @@ fn config(argv: &[Bytes], shared: &Shared) -> Frame {
             }
         }
         Frame::ok()
-    } else if sub_is(argv, "resetstat") && argv.len() == 2 {
-        Frame::ok()
     } else if sub_is(argv, "help") {
         help(&[
             "GET <pattern>",
             "    Return parameters matching the glob-like <pattern> and their values.",
             "SET <directive> <value>",
             "    Set the configuration <directive> to <value>.",
-            "RESETSTAT",
-            "    Reset statistics reported by the INFO command.",
         ])
     } else {
         unknown_subcommand(&argv[1], "CONFIG")
@@ -331,6 +327,12 @@ fn config(argv: &[Bytes], shared: &Shared) -> Frame {
 }
 
 fn client(argv: &[Bytes], session: &mut Session, shared: &Shared) -> Frame {
+    // Subcommands with a fixed number of arguments, and their arity errors in Redis's words.
+    for (sub, argc) in [("id", 2), ("setname", 3), ("getname", 2), ("info", 2)] {
+        if sub_is(argv, sub) && argv.len() != argc {
+            return wrong_arity(&format!("client|{sub}"));
+        }
+    }
     if sub_is(argv, "id") && argv.len() == 2 {
         Frame::Integer(session.id as i64)
     } else if sub_is(argv, "setname") && argv.len() == 3 {

@@ -24,8 +24,7 @@ pub struct WriteJob {
 pub enum WriteOutcome {
     /// Everything up to `index` is durable.
     Persisted { index: u64 },
-    /// Entries from `first_index` on were not written (taken back, or refused because an
-    /// earlier batch failed and the core has not re-proposed yet).
+    /// Entries from `first_index` on were not written: the append was taken back.
     Failed { first_index: u64, error: String },
     /// Stop the process: durability can no longer be promised.
     Fatal { error: String },
@@ -71,10 +70,10 @@ impl WalWriter {
                 continue;
             };
             if first.index != self.next_index {
-                outcomes.push(WriteOutcome::Failed {
-                    first_index: first.index,
-                    error: "an earlier write to the WAL failed".to_owned(),
-                });
+                // Queued behind a batch that failed: the core took these back together with
+                // it (a failure takes back everything from its first index on) and may already
+                // be reusing their indexes, so there is nothing to report.
+                assert!(first.index > self.next_index, "jobs arrive in log order");
                 continue;
             }
             for entry in &job.entries {
@@ -82,7 +81,7 @@ impl WalWriter {
                     entry.index, self.next_index,
                     "a job's entries are consecutive"
                 );
-                frame_entry(entry, &mut self.buffer);
+                frame_entry(entry, &mut self.buffer, self.wal.end_offset());
                 self.next_index += 1;
             }
             last_index = Some(self.next_index - 1);
@@ -299,14 +298,9 @@ mod tests {
             outcomes[0],
             WriteOutcome::Failed { first_index: 3, .. }
         ));
-        // A job queued behind the failure, numbered after it, is refused too.
-        assert_eq!(
-            writer.write_batch(vec![job(5, 1)]),
-            vec![WriteOutcome::Failed {
-                first_index: 5,
-                error: "an earlier write to the WAL failed".into()
-            }]
-        );
+        // A job queued behind the failure, numbered after it, is dropped without a report: the
+        // core already took it back, and may reuse its index.
+        assert_eq!(writer.write_batch(vec![job(5, 1)]), vec![]);
         *fail_append.lock().unwrap() = false;
         assert_eq!(
             writer.write_batch(vec![job(3, 1)]),

@@ -283,6 +283,11 @@ impl Replica {
             },
             Op::Watch { .. } => unreachable!("WATCH is a read"),
         };
+        if payload_bytes(&payload) > ENTRY_BYTES_MAX {
+            let error = Frame::error("ERR the write is too large for one WAL record (4 GB)");
+            self.reply(request.client, request.id, Response::Frame(error));
+            return;
+        }
         let waiter = Waiter {
             client: request.client,
             id: request.id,
@@ -558,6 +563,26 @@ impl Replica {
             previous = *wait_index;
         }
         Ok(())
+    }
+}
+
+/// The most argument bytes one entry may carry: a WAL record's length field is 32 bits, and
+/// the encoding adds a few bytes per argument.
+const ENTRY_BYTES_MAX: usize = crate::wal::record::RECORD_BYTES_MAX - 64 * 1024;
+
+/// An upper bound on the encoded size of a payload's arguments.
+fn payload_bytes(payload: &EntryPayload) -> usize {
+    let argv_bytes = |argv: &[Bytes]| argv.iter().map(|a| a.len() + 10).sum::<usize>();
+    match payload {
+        EntryPayload::Command { argv, .. } => argv_bytes(argv),
+        EntryPayload::Transaction { commands, watches } => {
+            commands
+                .iter()
+                .map(|(_, argv)| argv_bytes(argv))
+                .sum::<usize>()
+                + watches.iter().map(|w| w.key.len() + 20).sum::<usize>()
+        }
+        EntryPayload::Noop | EntryPayload::Expire { .. } => 0,
     }
 }
 

@@ -264,20 +264,30 @@ impl Wal {
     pub fn sync(&mut self) -> io::Result<()> {
         self.file.sync()?;
         if self.len >= self.options.segment_bytes_max {
-            self.start_next_segment()?;
+            // Not being able to start a new segment (a full disk) is not a durability problem:
+            // the current one simply grows past its size, and the next sync tries again.
+            if let Err(error) = self.start_next_segment() {
+                tracing::warn!(%error, seq = self.seq + 1, "WAL: cannot start the next segment yet; the current one keeps growing");
+            }
         }
         Ok(())
     }
 
     fn start_next_segment(&mut self) -> io::Result<()> {
-        // Closed segments end exactly at their last record: only the last one has free space.
-        self.file.truncate(self.len)?;
-        self.bytes_total -= self.allocated - self.len;
+        // Closed segments end exactly at their last record (only the last segment may have a
+        // zero-filled tail), so the free space is cut, durably, before the next segment exists:
+        // a crash in between leaves a log that recovers cleanly.
+        if self.allocated > self.len {
+            self.file.truncate(self.len)?;
+            self.bytes_total -= self.allocated - self.len;
+            self.allocated = self.len;
+        }
         let seq = self.seq + 1;
         let path = self.dir.join(segment_name(seq));
         self.disk
             .create_durable(&path, &record::encode_header(seq))?;
-        self.file = self.disk.open_write(&path)?;
+        let next = self.disk.open_write(&path)?;
+        self.file = next;
         self.seq = seq;
         self.len = record::HEADER_BYTES as u64;
         self.allocated = self.len;
@@ -290,25 +300,23 @@ impl Wal {
         self.bytes_total
     }
 
+    /// The file offset where the next append lands.
+    pub fn end_offset(&self) -> u64 {
+        self.len
+    }
+
     pub fn segment_seq(&self) -> u64 {
         self.seq
     }
 }
 
-/// Encodes `record` as one frame appended to `out`.
-pub fn frame_record(record: &WalRecord, out: &mut Vec<u8>) {
-    let start = out.len();
-    out.extend_from_slice(&[0u8; record::FRAME_HEADER_BYTES]);
-    codec::encode_wal_record_into(record, out);
-    record::seal_frame(&mut out[start..]);
-}
-
-/// Encodes `WalRecord::Entry(entry)` as one frame appended to `out`, without copying the entry.
-pub fn frame_entry(entry: &crate::log::LogEntry, out: &mut Vec<u8>) {
+/// Encodes `WalRecord::Entry(entry)` as one frame appended to `out`, without copying the
+/// entry. `out` will be appended to the WAL at file offset `out_offset`.
+pub fn frame_entry(entry: &crate::log::LogEntry, out: &mut Vec<u8>, out_offset: u64) {
     let start = out.len();
     out.extend_from_slice(&[0u8; record::FRAME_HEADER_BYTES]);
     codec::encode_entry_record_into(entry, out);
-    record::seal_frame(&mut out[start..]);
+    record::seal_frame(&mut out[start..], out_offset + start as u64);
 }
 
 /// What `quorum check-wal` found.

@@ -5,8 +5,10 @@
 //! header  := magic "QRMWAL\0\n" (8) | format version u32 LE | segment seq u64 LE | crc32 u32 LE
 //! record  := len u32 LE | crc32 u32 LE | payload (len bytes)
 //! ```
-//! A record's checksum covers its length field and its payload, so a torn or flipped length
-//! is caught as surely as a torn payload.
+//! A record's checksum covers its file offset, its length field and its payload: a torn or
+//! flipped length is caught as surely as a torn payload, and a record is valid only where it
+//! was written, so bytes that merely look like a record (a client's value that contains a
+//! well-formed frame, a record from elsewhere) never pass for one during recovery.
 
 use crate::codec::WAL_FORMAT_VERSION;
 use thiserror::Error;
@@ -69,30 +71,36 @@ pub fn decode_header(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
     })
 }
 
-fn frame_crc(len_bytes: &[u8; 4], payload: &[u8]) -> u32 {
+fn frame_crc(offset: u64, len_bytes: &[u8; 4], payload: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
+    h.update(&offset.to_le_bytes());
     h.update(len_bytes);
     h.update(payload);
     h.finalize()
 }
 
-/// Appends one framed record to `out`.
-pub fn encode_frame(payload: &[u8], out: &mut Vec<u8>) {
+/// Appends one framed record to `out`; `offset` is where it will sit in its segment file.
+pub fn encode_frame(payload: &[u8], offset: u64, out: &mut Vec<u8>) {
     assert!(
         !payload.is_empty() && payload.len() <= RECORD_BYTES_MAX,
         "record payloads are 1..=RECORD_BYTES_MAX bytes"
     );
     let len = (payload.len() as u32).to_le_bytes();
     out.extend_from_slice(&len);
-    out.extend_from_slice(&frame_crc(&len, payload).to_le_bytes());
+    out.extend_from_slice(&frame_crc(offset, &len, payload).to_le_bytes());
     out.extend_from_slice(payload);
 }
 
-/// Frames `payload` in place: `buf` holds 8 reserved bytes followed by the payload.
-pub fn seal_frame(buf: &mut [u8]) {
-    assert!(buf.len() > FRAME_HEADER_BYTES, "an empty record");
-    let len = ((buf.len() - FRAME_HEADER_BYTES) as u32).to_le_bytes();
-    let crc = frame_crc(&len, &buf[FRAME_HEADER_BYTES..]);
+/// Frames a payload in place: `buf` holds 8 reserved bytes followed by the payload, and will
+/// sit at `offset` in its segment file.
+pub fn seal_frame(buf: &mut [u8], offset: u64) {
+    let payload_len = buf.len() - FRAME_HEADER_BYTES;
+    assert!(
+        (1..=RECORD_BYTES_MAX).contains(&payload_len),
+        "record payloads are 1..=RECORD_BYTES_MAX bytes"
+    );
+    let len = (payload_len as u32).to_le_bytes();
+    let crc = frame_crc(offset, &len, &buf[FRAME_HEADER_BYTES..]);
     buf[..4].copy_from_slice(&len);
     buf[4..8].copy_from_slice(&crc.to_le_bytes());
 }
@@ -129,7 +137,7 @@ pub fn frame_at(bytes: &[u8], at: usize) -> FrameAt {
         return FrameAt::PastEnd { len };
     }
     let payload = &rest[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len];
-    if frame_crc(&len_bytes, payload) != crc {
+    if frame_crc(at as u64, &len_bytes, payload) != crc {
         return FrameAt::BadChecksum { len };
     }
     FrameAt::Valid {
@@ -164,7 +172,7 @@ mod tests {
     #[test]
     fn frames_are_checked() {
         let mut buf = Vec::new();
-        encode_frame(b"hello", &mut buf);
+        encode_frame(b"hello", 0, &mut buf);
         assert_eq!(
             frame_at(&buf, 0),
             FrameAt::Valid {
@@ -174,8 +182,12 @@ mod tests {
         );
         let mut sealed = vec![0u8; 8];
         sealed.extend_from_slice(b"hello");
-        seal_frame(&mut sealed);
+        seal_frame(&mut sealed, 0);
         assert_eq!(sealed, buf);
+        // The same bytes elsewhere in a file are not a record.
+        let mut moved = vec![0u8; 3];
+        moved.extend_from_slice(&buf);
+        assert_eq!(frame_at(&moved, 3), FrameAt::BadChecksum { len: 5 });
         assert_eq!(frame_at(&buf[..7], 0), FrameAt::TruncatedHeader);
         assert_eq!(frame_at(&buf[..12], 0), FrameAt::PastEnd { len: 5 });
         buf[10] ^= 0x40;

@@ -185,7 +185,7 @@ mod tests {
     fn segment(seq: u64, payloads: &[&[u8]]) -> Vec<u8> {
         let mut bytes = encode_header(seq).to_vec();
         for p in payloads {
-            encode_frame(p, &mut bytes);
+            encode_frame(p, bytes.len() as u64, &mut bytes);
         }
         bytes
     }

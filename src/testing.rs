@@ -1,0 +1,79 @@
+//! Test support, behind the `testing` feature: disks with injected faults.
+
+use crate::wal::{Disk, DiskFile, FsDisk};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The real file system, except that while `full` is set it refuses to grow any file or
+/// create one, with ENOSPC, as a full disk does (writes into space a file already has succeed).
+#[derive(Clone, Default)]
+pub struct FullableDisk {
+    pub full: Arc<AtomicBool>,
+}
+
+struct FullableFile {
+    inner: Box<dyn DiskFile>,
+    path: PathBuf,
+    full: Arc<AtomicBool>,
+}
+
+fn no_space() -> io::Error {
+    io::Error::from_raw_os_error(28)
+}
+
+impl DiskFile for FullableFile {
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let size = std::fs::metadata(&self.path)?.len();
+        let end = offset + bytes.len() as u64;
+        if self.full.load(Ordering::SeqCst) && end > size {
+            // Whatever fits in the existing space lands; the growth does not.
+            let fits = size.saturating_sub(offset) as usize;
+            self.inner
+                .write_at(offset, &bytes[..fits.min(bytes.len())])?;
+            return Err(no_space());
+        }
+        self.inner.write_at(offset, bytes)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        self.inner.sync()
+    }
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.inner.truncate(len)
+    }
+}
+
+impl Disk for FullableDisk {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        FsDisk.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        FsDisk.list(dir)
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        FsDisk.read(path)
+    }
+    fn create_durable(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
+        if self.full.load(Ordering::SeqCst) {
+            return Err(no_space());
+        }
+        FsDisk.create_durable(path, contents)
+    }
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
+        Ok(Box::new(FullableFile {
+            inner: FsDisk.open_write(path)?,
+            path: path.to_path_buf(),
+            full: self.full.clone(),
+        }))
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        FsDisk.truncate(path, len)
+    }
+    fn copy(&self, from: &Path, to: &Path) -> io::Result<()> {
+        FsDisk.copy(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        FsDisk.remove(path)
+    }
+}
