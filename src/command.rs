@@ -178,9 +178,10 @@ commands! {
 }
 
 impl CommandSpec {
-    /// Looks a command up by name, in any letter case (a binary search over the names).
+    /// Looks a command up by name, in any letter case. This runs for every request, so it is
+    /// a hash of length and end letters into a small table: usually one comparison.
     pub fn find(name: &[u8]) -> Option<&'static CommandSpec> {
-        if name.len() > 16 {
+        if name.is_empty() || name.len() > 16 {
             return None;
         }
         let mut lower = [0u8; 16];
@@ -188,11 +189,10 @@ impl CommandSpec {
             *dst = src.to_ascii_lowercase();
         }
         let lower = &lower[..name.len()];
-        let by_name = by_name();
-        by_name
-            .binary_search_by(|spec| spec.name.as_bytes().cmp(lower))
-            .ok()
-            .map(|at| by_name[at])
+        by_name()[name_slot(lower)]
+            .iter()
+            .find(|spec| spec.name.as_bytes() == lower)
+            .copied()
     }
 
     pub fn arity_ok(&self, argc: usize) -> bool {
@@ -267,13 +267,25 @@ impl CommandSpec {
     }
 }
 
-/// The table sorted by name, built once.
-fn by_name() -> &'static [&'static CommandSpec] {
-    static BY_NAME: std::sync::OnceLock<Vec<&'static CommandSpec>> = std::sync::OnceLock::new();
+const NAME_SLOTS: usize = 512;
+
+/// Where a (lowercase, non-empty) name goes in the lookup table.
+fn name_slot(name: &[u8]) -> usize {
+    let (first, last) = (name[0] as usize, name[name.len() - 1] as usize);
+    let second = name.get(1).copied().unwrap_or(0) as usize;
+    (name.len() * 131 + first * 31 + second * 7 + last) % NAME_SLOTS
+}
+
+/// The table hashed by name, built once.
+fn by_name() -> &'static [Vec<&'static CommandSpec>] {
+    static BY_NAME: std::sync::OnceLock<Vec<Vec<&'static CommandSpec>>> =
+        std::sync::OnceLock::new();
     BY_NAME.get_or_init(|| {
-        let mut specs: Vec<&'static CommandSpec> = COMMANDS.iter().collect();
-        specs.sort_by_key(|spec| spec.name);
-        specs
+        let mut slots = vec![Vec::new(); NAME_SLOTS];
+        for spec in COMMANDS {
+            slots[name_slot(spec.name.as_bytes())].push(spec);
+        }
+        slots
     })
 }
 
@@ -366,6 +378,24 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), COMMANDS.len());
+    }
+
+    #[test]
+    fn every_command_is_found_by_its_name() {
+        for spec in COMMANDS {
+            assert_eq!(
+                CommandSpec::find(spec.name.as_bytes()).map(|s| s.id),
+                Some(spec.id)
+            );
+            let upper = spec.name.to_ascii_uppercase();
+            assert_eq!(
+                CommandSpec::find(upper.as_bytes()).map(|s| s.id),
+                Some(spec.id)
+            );
+        }
+        assert!(CommandSpec::find(b"").is_none());
+        assert!(CommandSpec::find(b"ge").is_none());
+        assert!(CommandSpec::find(b"gett").is_none());
     }
 
     #[test]

@@ -308,7 +308,7 @@ fn drain(
         tracing::error!("the WAL writer is gone; stopping");
         std::process::exit(70);
     }
-    for (client, batch) in std::mem::take(replies) {
+    while let Some((client, batch)) = replies.pop_first() {
         if let Some(tx) = clients.get(&client) {
             let _ = tx.send(batch);
         }

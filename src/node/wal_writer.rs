@@ -137,17 +137,13 @@ impl WalWriter {
             let mut batch = vec![job];
             // Under concurrent load (the last batch had several jobs), hold the door open a
             // little so that one fsync covers more writers: half the last fsync's duration,
-            // at most 200 us. A lone writer never waits.
+            // at most 200 us, slept in one go (waking for every job would cost more switches
+            // than it saves). A lone writer never waits.
             if last_batch_jobs > 1 {
                 let last_fsync_us = self.stats.last_fsync_us.load(Ordering::Relaxed);
-                let window = std::time::Duration::from_micros((last_fsync_us / 2).min(200));
-                let deadline = Instant::now() + window;
-                while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-                    match jobs.recv_timeout(left) {
-                        Ok(more) => batch.push(more),
-                        Err(_) => break,
-                    }
-                }
+                std::thread::sleep(std::time::Duration::from_micros(
+                    (last_fsync_us / 2).min(200),
+                ));
             }
             while let Ok(more) = jobs.try_recv() {
                 batch.push(more);
