@@ -1,4 +1,5 @@
-//! Test support, behind the `testing` feature: disks with injected faults.
+//! Test support (the `testing` feature, and the crate's own unit tests): a disk with injected
+//! faults.
 
 use crate::wal::{Disk, DiskFile, FsDisk};
 use std::io;
@@ -6,28 +7,31 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// The real file system, except that while `full` is set it refuses to grow any file or
-/// create one, with ENOSPC, as a full disk does (writes into space a file already has succeed).
+/// The real file system, with faults switched on and off by the test:
+/// - while `full` is set it refuses to grow any file or create one, with ENOSPC, as a full
+///   disk does (writes into space a file already has succeed);
+/// - while `fail_sync` is set every fsync fails with EIO.
 #[derive(Clone, Default)]
-pub struct FullableDisk {
+pub struct FaultyDisk {
     pub full: Arc<AtomicBool>,
+    pub fail_sync: Arc<AtomicBool>,
 }
 
-struct FullableFile {
+struct FaultyFile {
     inner: Box<dyn DiskFile>,
     path: PathBuf,
-    full: Arc<AtomicBool>,
+    disk: FaultyDisk,
 }
 
 fn no_space() -> io::Error {
     io::Error::from_raw_os_error(28)
 }
 
-impl DiskFile for FullableFile {
+impl DiskFile for FaultyFile {
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         let size = std::fs::metadata(&self.path)?.len();
         let end = offset + bytes.len() as u64;
-        if self.full.load(Ordering::SeqCst) && end > size {
+        if self.disk.full.load(Ordering::SeqCst) && end > size {
             // Whatever fits in the existing space lands; the growth does not.
             let fits = size.saturating_sub(offset) as usize;
             self.inner
@@ -37,6 +41,9 @@ impl DiskFile for FullableFile {
         self.inner.write_at(offset, bytes)
     }
     fn sync(&mut self) -> io::Result<()> {
+        if self.disk.fail_sync.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(5));
+        }
         self.inner.sync()
     }
     fn truncate(&mut self, len: u64) -> io::Result<()> {
@@ -44,7 +51,7 @@ impl DiskFile for FullableFile {
     }
 }
 
-impl Disk for FullableDisk {
+impl Disk for FaultyDisk {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         FsDisk.create_dir_all(dir)
     }
@@ -61,10 +68,10 @@ impl Disk for FullableDisk {
         FsDisk.create_durable(path, contents)
     }
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
-        Ok(Box::new(FullableFile {
+        Ok(Box::new(FaultyFile {
             inner: FsDisk.open_write(path)?,
             path: path.to_path_buf(),
-            full: self.full.clone(),
+            disk: self.clone(),
         }))
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {

@@ -3,14 +3,14 @@
 //! there is space. After a restart exactly the acknowledged writes are there.
 
 use quorum::node::{NodeConfig, run_with};
-use quorum::testing::FullableDisk;
+use quorum::testing::FaultyDisk;
 use redis::Commands;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 /// Runs a node in this process on its own runtime thread; returns its port, and a sender that
 /// stops it (its runtime, tasks and WAL writer all end).
-fn start(dir: &std::path::Path, disk: FullableDisk) -> (u16, tokio::sync::oneshot::Sender<()>) {
+fn start(dir: &std::path::Path, disk: FaultyDisk) -> (u16, tokio::sync::oneshot::Sender<()>) {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let config = NodeConfig {
         port: 0,
@@ -41,7 +41,7 @@ fn start(dir: &std::path::Path, disk: FullableDisk) -> (u16, tokio::sync::onesho
 fn a_full_disk_refuses_writes_without_losing_or_inventing_any() {
     let dir = std::env::temp_dir().join(format!("quorum-full-disk-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let disk = FullableDisk::default();
+    let disk = FaultyDisk::default();
     let (port, stop) = start(&dir, disk.clone());
     let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
         .unwrap()
@@ -82,7 +82,7 @@ fn a_full_disk_refuses_writes_without_losing_or_inventing_any() {
     // Stop the node and start a new one on the same directory.
     stop.send(()).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let (port, _stop) = start(&dir, FullableDisk::default());
+    let (port, _stop) = start(&dir, FaultyDisk::default());
     let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
         .unwrap()
         .get_connection()

@@ -164,76 +164,9 @@ impl WalWriter {
 mod tests {
     use super::*;
     use crate::log::EntryPayload;
-    use crate::wal::{Disk, DiskFile, FsDisk, WalOptions};
-    use std::io;
-    use std::path::Path;
+    use crate::testing::FaultyDisk;
+    use crate::wal::{FsDisk, WalOptions};
     use std::sync::Mutex;
-
-    /// A disk whose appends or syncs fail on demand.
-    struct FaultyDisk {
-        fail_append: Arc<Mutex<bool>>,
-        fail_sync: Arc<Mutex<bool>>,
-    }
-
-    struct FaultyFile {
-        inner: Box<dyn DiskFile>,
-        path: std::path::PathBuf,
-        fail_append: Arc<Mutex<bool>>,
-        fail_sync: Arc<Mutex<bool>>,
-    }
-
-    impl DiskFile for FaultyFile {
-        fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
-            let size = std::fs::metadata(&self.path)?.len();
-            if *self.fail_append.lock().unwrap() && offset + bytes.len() as u64 > size {
-                // A full disk refuses growth: half the bytes land, then ENOSPC.
-                self.inner.write_at(offset, &bytes[..bytes.len() / 2])?;
-                return Err(io::Error::from_raw_os_error(28));
-            }
-            self.inner.write_at(offset, bytes)
-        }
-        fn sync(&mut self) -> io::Result<()> {
-            if *self.fail_sync.lock().unwrap() {
-                return Err(io::Error::from_raw_os_error(5));
-            }
-            self.inner.sync()
-        }
-        fn truncate(&mut self, len: u64) -> io::Result<()> {
-            self.inner.truncate(len)
-        }
-    }
-
-    impl Disk for FaultyDisk {
-        fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-            FsDisk.create_dir_all(dir)
-        }
-        fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-            FsDisk.list(dir)
-        }
-        fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-            FsDisk.read(path)
-        }
-        fn create_durable(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
-            FsDisk.create_durable(path, contents)
-        }
-        fn open_write(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
-            Ok(Box::new(FaultyFile {
-                inner: FsDisk.open_write(path)?,
-                path: path.to_path_buf(),
-                fail_append: self.fail_append.clone(),
-                fail_sync: self.fail_sync.clone(),
-            }))
-        }
-        fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-            FsDisk.truncate(path, len)
-        }
-        fn copy(&self, from: &Path, to: &Path) -> io::Result<()> {
-            FsDisk.copy(from, to)
-        }
-        fn remove(&self, path: &Path) -> io::Result<()> {
-            FsDisk.remove(path)
-        }
-    }
 
     fn job(first: u64, count: u64) -> WriteJob {
         WriteJob {
@@ -272,23 +205,20 @@ mod tests {
     #[test]
     fn a_full_disk_takes_the_append_back_and_later_writes_succeed() {
         let dir = temp_dir("full");
-        let fail_append = Arc::new(Mutex::new(false));
-        let disk = Arc::new(FaultyDisk {
-            fail_append: fail_append.clone(),
-            fail_sync: Arc::new(Mutex::new(false)),
-        });
+        let disk = FaultyDisk::default();
+        let full = disk.full.clone();
         // No preallocation, so that every append grows the file and can meet a full disk.
         let options = WalOptions {
             prealloc_bytes: 0,
             ..WalOptions::default()
         };
-        let (wal, _, _) = Wal::open(disk, &dir, options).unwrap();
+        let (wal, _, _) = Wal::open(Arc::new(disk), &dir, options).unwrap();
         let mut writer = WalWriter::new(wal, 0, Arc::new(WalStats::default()));
         assert_eq!(
             writer.write_batch(vec![job(1, 2)]),
             vec![WriteOutcome::Persisted { index: 2 }]
         );
-        *fail_append.lock().unwrap() = true;
+        full.store(true, Ordering::SeqCst);
         let outcomes = writer.write_batch(vec![job(3, 2), job(5, 1)]);
         assert!(matches!(
             outcomes[0],
@@ -297,7 +227,7 @@ mod tests {
         // A job queued behind the failure, numbered after it, is dropped without a report: the
         // core already took it back, and may reuse its index.
         assert_eq!(writer.write_batch(vec![job(5, 1)]), vec![]);
-        *fail_append.lock().unwrap() = false;
+        full.store(false, Ordering::SeqCst);
         assert_eq!(
             writer.write_batch(vec![job(3, 1)]),
             vec![WriteOutcome::Persisted { index: 3 }]
@@ -312,12 +242,9 @@ mod tests {
     #[test]
     fn a_failed_fsync_is_fatal_and_not_retried() {
         let dir = temp_dir("fsync");
-        let fail_sync = Arc::new(Mutex::new(true));
-        let disk = Arc::new(FaultyDisk {
-            fail_append: Arc::new(Mutex::new(false)),
-            fail_sync: fail_sync.clone(),
-        });
-        let (wal, _, _) = Wal::open(disk, &dir, WalOptions::default()).unwrap();
+        let disk = FaultyDisk::default();
+        disk.fail_sync.store(true, Ordering::SeqCst);
+        let (wal, _, _) = Wal::open(Arc::new(disk), &dir, WalOptions::default()).unwrap();
         let writer = WalWriter::new(wal, 0, Arc::new(WalStats::default()));
         let (tx, rx) = std::sync::mpsc::channel();
         tx.send(job(1, 1)).unwrap();
