@@ -17,6 +17,6 @@ pub mod replica;
 pub mod resp;
 pub mod rng;
 pub mod session;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod wal;
