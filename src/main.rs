@@ -49,8 +49,14 @@ enum Commands {
     CheckWal {
         /// The node's data directory (the one given to `quorum node --dir`), or its wal/ directory.
         dir: PathBuf,
+        /// Back up the last segment and cut a torn tail (records never acknowledged).
         #[arg(long)]
         fix: bool,
+        /// Back up the last segment and cut it where corruption starts, dropping every record
+        /// from there on, although some may have been acknowledged (as `redis-check-aof --fix`).
+        /// For a single node with no healthy copy elsewhere; refused for earlier segments.
+        #[arg(long)]
+        truncate_at_corruption: bool,
     },
 }
 
@@ -100,11 +106,15 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Commands::CheckWal { dir, fix } => check_wal(dir, fix),
+        Commands::CheckWal {
+            dir,
+            fix,
+            truncate_at_corruption,
+        } => check_wal(dir, fix, truncate_at_corruption),
     }
 }
 
-fn check_wal(dir: PathBuf, fix: bool) -> ExitCode {
+fn check_wal(dir: PathBuf, fix: bool, truncate_at_corruption: bool) -> ExitCode {
     let wal_dir = if dir.join("wal").is_dir() {
         dir.join("wal")
     } else {
@@ -129,6 +139,28 @@ fn check_wal(dir: PathBuf, fix: bool) -> ExitCode {
             Ok(None) => println!("nothing to fix: no torn tail"),
             Err(error) => {
                 eprintln!("quorum check-wal --fix: {error}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if truncate_at_corruption {
+        match wal::cut_at_corruption(&FsDisk, &report) {
+            Ok(Some((backup, offset))) => {
+                println!(
+                    "cut the last segment at offset {offset}: every record from there on is gone; the segment as it was is saved in {}",
+                    backup.display()
+                );
+                return ExitCode::SUCCESS;
+            }
+            Ok(None) if report.healthy => println!("nothing to cut: no corruption"),
+            Ok(None) => {
+                eprintln!(
+                    "quorum check-wal: the corruption is not in the last segment (or is in a header); refusing to cut"
+                );
+                return ExitCode::from(1);
+            }
+            Err(error) => {
+                eprintln!("quorum check-wal --truncate-at-corruption: {error}");
                 return ExitCode::from(2);
             }
         }

@@ -161,6 +161,30 @@ fn corruption_before_the_tail_refuses_to_start_and_fix_does_not_touch_it() {
         before,
         "--fix never cuts corruption"
     );
+    // The operator's explicit decision: cut at the corruption, keeping a backup.
+    let out = Command::new(BIN)
+        .arg("check-wal")
+        .arg(&dir)
+        .arg("--truncate-at-corruption")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(&format!("offset {victim}")), "{text}");
+    let mut backup = segment.clone().into_os_string();
+    backup.push(".bak");
+    assert_eq!(std::fs::read(&backup).unwrap(), before);
+    let node = Node::start(&dir);
+    assert_eq!(
+        present(&node, 5),
+        5,
+        "the records before the corruption are kept"
+    );
+    assert_eq!(
+        present(&node, 20),
+        5,
+        "everything from the corruption on is gone"
+    );
 }
 
 #[test]

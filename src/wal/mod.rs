@@ -326,6 +326,10 @@ pub struct CheckReport {
     /// The directory is fine to start on (possibly after cutting a torn tail).
     pub healthy: bool,
     pub torn_tail: Option<(PathBuf, u64)>,
+    /// Corruption in the last segment: where the good records end. Only a human may decide to
+    /// cut there (`check-wal --truncate-at-corruption`), since what follows may have been
+    /// acknowledged.
+    pub corrupt_last_segment: Option<(PathBuf, u64)>,
 }
 
 /// Inspects a WAL directory without changing it.
@@ -339,10 +343,20 @@ pub fn check(disk: &dyn Disk, dir: &Path) -> Result<CheckReport, WalError> {
         Ok(scans) => scans,
         Err(corruption) => {
             lines.push(format!("CORRUPT: {corruption}"));
+            let last = scanned.names.last().map(|name| dir.join(name));
+            let in_last = last
+                .as_ref()
+                .is_some_and(|p| p.display().to_string() == corruption.file);
+            let corrupt_last_segment = match (&corruption.kind, last) {
+                (recovery::CorruptionKind::Header(_), _) => None,
+                (_, Some(path)) if in_last => Some((path, corruption.offset as u64)),
+                _ => None,
+            };
             return Ok(CheckReport {
                 lines,
                 healthy: false,
                 torn_tail: None,
+                corrupt_last_segment,
             });
         }
     };
@@ -389,19 +403,46 @@ pub fn check(disk: &dyn Disk, dir: &Path) -> Result<CheckReport, WalError> {
         lines,
         healthy,
         torn_tail,
+        corrupt_last_segment: None,
     })
 }
 
 /// `check-wal --fix`: backs up the last segment, then cuts its torn tail. Never touches
 /// anything else; corruption before the tail is left for a human. Returns the backup path.
 pub fn fix_torn_tail(disk: &dyn Disk, report: &CheckReport) -> Result<Option<PathBuf>, WalError> {
-    let Some((path, valid_len)) = &report.torn_tail else {
-        return Ok(None);
-    };
+    match &report.torn_tail {
+        None => Ok(None),
+        Some((path, valid_len)) => backup_and_cut(disk, path, *valid_len).map(Some),
+    }
+}
+
+/// `check-wal --truncate-at-corruption`: the operator's decision, as `redis-check-aof --fix`,
+/// to drop everything from a corruption in the last segment on (records that may have been
+/// acknowledged). Backs the segment up first. Corruption in an earlier segment is refused.
+pub fn cut_at_corruption(
+    disk: &dyn Disk,
+    report: &CheckReport,
+) -> Result<Option<(PathBuf, u64)>, WalError> {
+    match &report.corrupt_last_segment {
+        None => Ok(None),
+        Some((path, offset)) => {
+            let backup = backup_and_cut(disk, path, *offset)?;
+            Ok(Some((backup, *offset)))
+        }
+    }
+}
+
+fn backup_and_cut(disk: &dyn Disk, path: &Path, len: u64) -> Result<PathBuf, WalError> {
     let mut backup = path.as_os_str().to_owned();
     backup.push(".bak");
-    let backup = PathBuf::from(backup);
+    let mut backup = PathBuf::from(backup);
+    // Never overwrite an earlier backup.
+    let mut n = 1;
+    while disk.read(&backup).is_ok() {
+        backup.set_extension(format!("bak{n}"));
+        n += 1;
+    }
     disk.copy(path, &backup).map_err(io_error(path))?;
-    disk.truncate(path, *valid_len).map_err(io_error(path))?;
-    Ok(Some(backup))
+    disk.truncate(path, len).map_err(io_error(path))?;
+    Ok(backup)
 }
