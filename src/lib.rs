@@ -11,6 +11,7 @@ pub mod command_docs;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod keyspace;
+pub mod linearizability;
 pub mod log;
 pub mod node;
 pub mod replica;
