@@ -32,6 +32,10 @@ echo "== cargo clippy -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --locked --all-targets
+# The node adapter is written against the tokio API madsim provides: keep it compiling under
+# `--cfg madsim` (the `simtest` alias: own target dir) so the simulation can drive it.
+echo "== simulation build (cargo simtest --no-run)"
+cargo simtest --locked --no-run
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
   echo "== fuzz, ${FUZZ_SECONDS}s per target"
   ci/fuzz.sh "$FUZZ_SECONDS"
