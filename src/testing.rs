@@ -10,11 +10,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// The real file system, with faults switched on and off by the test:
 /// - while `full` is set it refuses to grow any file or create one, with ENOSPC, as a full
 ///   disk does (writes into space a file already has succeed);
-/// - while `fail_sync` is set every fsync fails with EIO.
+/// - while `fail_sync` is set every fsync fails with EIO;
+/// - while `stall_sync` is set every fsync waits (a slow disk), and `syncs` counts the fsyncs
+///   that completed, so a test can see whether a reply came before its fsync.
 #[derive(Clone, Default)]
 pub struct FaultyDisk {
     pub full: Arc<AtomicBool>,
     pub fail_sync: Arc<AtomicBool>,
+    pub stall_sync: Arc<AtomicBool>,
+    pub syncs: Arc<std::sync::atomic::AtomicU64>,
 }
 
 struct FaultyFile {
@@ -44,7 +48,12 @@ impl DiskFile for FaultyFile {
         if self.disk.fail_sync.load(Ordering::SeqCst) {
             return Err(io::Error::from_raw_os_error(5));
         }
-        self.inner.sync()
+        while self.disk.stall_sync.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        self.inner.sync()?;
+        self.disk.syncs.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
     fn truncate(&mut self, len: u64) -> io::Result<()> {
         self.inner.truncate(len)
