@@ -93,3 +93,33 @@ impl Disk for FaultyDisk {
         FsDisk.remove(path)
     }
 }
+
+/// Runs a node in this process, on its own runtime thread, with its WAL on `disk`. Returns the
+/// port it listens on and a sender that stops it (its runtime, tasks and WAL writer all end).
+pub fn start_in_process(dir: &Path, disk: FaultyDisk) -> (u16, tokio::sync::oneshot::Sender<()>) {
+    use crate::node::{NodeConfig, run_with};
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let config = NodeConfig {
+        port: 0,
+        dir: dir.to_path_buf(),
+        ..NodeConfig::default()
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the in-process node");
+        let ready = Box::new(move |addr: std::net::SocketAddr| {
+            let _ = tx.send(addr.port());
+        });
+        let stop = Box::pin(async move {
+            let _ = stop_rx.await;
+        });
+        let _ = runtime.block_on(run_with(config, Arc::new(disk), ready, stop));
+    });
+    let port = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the in-process node starts");
+    (port, stop_tx)
+}

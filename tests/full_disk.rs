@@ -2,40 +2,9 @@
 //! acknowledges nothing it could not persist, keeps serving reads, and takes writes again once
 //! there is space. After a restart exactly the acknowledged writes are there.
 
-use quorum::node::{NodeConfig, run_with};
-use quorum::testing::FaultyDisk;
+use quorum::testing::{FaultyDisk, start_in_process as start};
 use redis::Commands;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-
-/// Runs a node in this process on its own runtime thread; returns its port, and a sender that
-/// stops it (its runtime, tasks and WAL writer all end).
-fn start(dir: &std::path::Path, disk: FaultyDisk) -> (u16, tokio::sync::oneshot::Sender<()>) {
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let config = NodeConfig {
-        port: 0,
-        dir: dir.to_path_buf(),
-        ..NodeConfig::default()
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let ready = Box::new(move |addr: std::net::SocketAddr| {
-            let _ = tx.send(addr.port());
-        });
-        let stop = Box::pin(async move {
-            let _ = stop_rx.await;
-        });
-        let _ = runtime.block_on(run_with(config, Arc::new(disk), ready, stop));
-    });
-    let port = rx
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .expect("the node starts");
-    (port, stop_tx)
-}
 
 #[test]
 fn a_full_disk_refuses_writes_without_losing_or_inventing_any() {

@@ -2,11 +2,9 @@
 //! stalled, a write gets no reply (and neither does a read queued behind it); the reply comes
 //! only after the fsync completed.
 
-use quorum::node::{NodeConfig, run_with};
-use quorum::testing::FaultyDisk;
+use quorum::testing::{FaultyDisk, start_in_process};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -15,25 +13,7 @@ fn a_write_is_answered_only_after_its_fsync() {
     let dir = std::env::temp_dir().join(format!("quorum-fsync-gate-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let disk = FaultyDisk::default();
-    let config = NodeConfig {
-        port: 0,
-        dir: dir.clone(),
-        ..NodeConfig::default()
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    let node_disk = disk.clone();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let ready = Box::new(move |addr: std::net::SocketAddr| {
-            let _ = tx.send(addr.port());
-        });
-        let stop = Box::pin(std::future::pending());
-        let _ = runtime.block_on(run_with(config, Arc::new(node_disk), ready, stop));
-    });
-    let port = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    let (port, _stop) = start_in_process(&dir, disk.clone());
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_millis(500)))
