@@ -8,7 +8,10 @@ use serde::Serialize;
 use thiserror::Error;
 
 /// The version of the record payloads in a WAL segment (see `wal::record`).
-pub const WAL_FORMAT_VERSION: u32 = 1;
+///
+/// Version 2 (issue 3) added entry origins and hard-state records; version 1 segments are
+/// refused with a clear error (no release ever wrote them).
+pub const WAL_FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Error)]
 #[error("cannot decode a WAL record: {0}")]
@@ -48,6 +51,11 @@ mod tests {
             index: 7,
             term: 2,
             ts_ms: 1_700_000_000_123,
+            origin: Some(crate::log::Origin {
+                node: 2,
+                incarnation: 99,
+                seq: 5,
+            }),
             payload: EntryPayload::Command {
                 db: 3,
                 argv: vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")],
@@ -55,7 +63,9 @@ mod tests {
         });
         let bytes = encode_wal_record(&record);
         assert_eq!(decode_wal_record(&bytes).unwrap(), record);
-        let WalRecord::Entry(entry) = &record;
+        let WalRecord::Entry(entry) = &record else {
+            unreachable!()
+        };
         let mut by_ref = Vec::new();
         encode_entry_record_into(entry, &mut by_ref);
         assert_eq!(by_ref, bytes, "the by-reference encoding is the same");
@@ -69,8 +79,14 @@ mod tests {
             index: 1,
             term: 1,
             ts_ms: 2,
+            origin: None,
             payload: EntryPayload::Noop,
         });
-        assert_eq!(encode_wal_record(&record), vec![0, 1, 1, 2, 0]);
+        assert_eq!(encode_wal_record(&record), vec![0, 1, 1, 2, 0, 0]);
+        let hard_state = WalRecord::HardState(crate::log::HardState {
+            term: 3,
+            vote: Some(2),
+        });
+        assert_eq!(encode_wal_record(&hard_state), vec![1, 3, 1, 2]);
     }
 }

@@ -74,6 +74,7 @@ commands! {
     Discard "discard" 1 Connection ["noscript", "loading", "stale", "fast"] 0 0 0 "transactions" "2.0.0" "Discards a transaction.";
     Watch "watch" -2 Connection ["noscript", "loading", "stale", "fast"] 1 -1 1 "transactions" "2.2.0" "Monitors changes to keys to determine the execution of a transaction.";
     Unwatch "unwatch" 1 Connection ["noscript", "loading", "stale", "fast"] 0 0 0 "transactions" "2.2.0" "Forgets about watched keys of a transaction.";
+    Wait "wait" 3 Connection ["noscript"] 0 0 0 "generic" "3.0.0" "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.";
     // server
     Info "info" -1 Server ["loading", "stale"] 0 0 0 "server" "1.0.0" "Returns information and statistics about the server.";
     Dbsize "dbsize" 1 Read ["readonly", "fast"] 0 0 0 "server" "1.0.0" "Returns the number of keys in the database.";

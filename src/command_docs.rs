@@ -53,6 +53,7 @@ static DOCS: &[(&str, &str, &str)] = &[
     ),
     ("watch", "O(1) for every key.", "key [key ...]"),
     ("unwatch", "O(1)", ""),
+    ("wait", "O(1)", "numreplicas timeout"),
     ("info", "O(1)", "[section [section ...]]"),
     ("dbsize", "O(1)", ""),
     (

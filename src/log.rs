@@ -7,6 +7,26 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum WalRecord {
     Entry(LogEntry),
+    /// Raft's hard state: the current term and the vote cast in it. Written, and fsynced,
+    /// before any message that depends on it is sent. The last one in the log is the state.
+    HardState(HardState),
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardState {
+    pub term: u64,
+    pub vote: Option<u64>,
+}
+
+/// Who proposed an entry: the replica, its incarnation (a random number drawn at each start)
+/// and the proposal's sequence number there. The state machine applies an origin once, so a
+/// replica may send a write to the leader again without it running twice; the proposing
+/// replica answers its client when it applies the entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Origin {
+    pub node: u64,
+    pub incarnation: u64,
+    pub seq: u64,
 }
 
 /// One entry of the replicated log.
@@ -17,6 +37,8 @@ pub struct LogEntry {
     /// The proposer's clock when it proposed this entry (never decreasing along the log):
     /// relative TTLs become absolute with it, and expiry is judged by it, on every replica.
     pub ts_ms: u64,
+    /// `None` for entries the leader proposes on its own (no-op, expiry).
+    pub origin: Option<Origin>,
     pub payload: EntryPayload,
 }
 

@@ -126,6 +126,20 @@ impl Session {
                 self.watched.clear();
                 Action::Reply(Frame::ok())
             }
+            CommandId::Wait => {
+                let parsed = crate::keyspace::parse_int(&cmd.argv[1])
+                    .and_then(|replicas| Ok((replicas, crate::keyspace::parse_int(&cmd.argv[2])?)));
+                match parsed {
+                    Err(error) => Action::Reply(error),
+                    Ok((_, timeout_ms)) if timeout_ms < 0 => {
+                        Action::Reply(Frame::error("ERR timeout is negative"))
+                    }
+                    Ok((replicas, timeout_ms)) => self.request(Op::Wait {
+                        replicas: replicas.max(0) as u64,
+                        timeout_ms: timeout_ms as u64,
+                    }),
+                }
+            }
             _ => match cmd.spec.route {
                 Route::Read | Route::Write => {
                     let db = self.db;

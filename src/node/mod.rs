@@ -232,6 +232,8 @@ async fn core_loop(
         BTreeMap::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(1000 / hz.max(1) as u64));
     let mut replies: BTreeMap<ClientId, Vec<(u64, Response)>> = BTreeMap::new();
+    // How many `PersistFailed` the core was told of (see `WriteJob::epoch`).
+    let mut failure_epoch = 0;
     loop {
         // gather + step
         let first = tokio::select! {
@@ -241,7 +243,7 @@ async fn core_loop(
             },
             _ = ticker.tick() => {
                 replica.step(Input::Tick { now_ms: now_ms() });
-                drain(&mut replica, &jobs, &mut replies, &clients);
+                drain(&mut replica, &jobs, failure_epoch, &mut replies, &clients);
                 continue;
             }
         };
@@ -251,14 +253,14 @@ async fn core_loop(
         let mut next = Some(first);
         let mut handled = 0;
         while let Some(event) = next.take() {
-            handle_event(&mut replica, event, &mut clients);
+            handle_event(&mut replica, event, &mut clients, &mut failure_epoch);
             handled += 1;
             if handled < 4096 {
                 next = events.try_recv().ok();
             }
         }
         // drain
-        drain(&mut replica, &jobs, &mut replies, &clients);
+        drain(&mut replica, &jobs, failure_epoch, &mut replies, &clients);
     }
 }
 
@@ -266,6 +268,7 @@ fn handle_event(
     replica: &mut Replica,
     event: Event,
     clients: &mut BTreeMap<ClientId, mpsc::UnboundedSender<Vec<(u64, Response)>>>,
+    failure_epoch: &mut u64,
 ) {
     match event {
         Event::Connected { client, replies } => {
@@ -275,10 +278,11 @@ fn handle_event(
             clients.remove(&client);
         }
         Event::Requests(requests) => replica.step(Input::Requests(requests)),
-        Event::Wal(WriteOutcome::Persisted { index }) => replica.step(Input::Persisted { index }),
-        Event::Wal(WriteOutcome::Failed { first_index, error }) => {
-            tracing::error!(first_index, %error, "WAL append failed; answering those writes with an error");
-            replica.step(Input::PersistFailed { first_index, error })
+        Event::Wal(WriteOutcome::Persisted { seq }) => replica.step(Input::Persisted { seq }),
+        Event::Wal(WriteOutcome::Failed { seq, error }) => {
+            tracing::error!(seq, %error, "WAL append failed; answering those writes with an error");
+            replica.step(Input::PersistFailed { seq, error });
+            *failure_epoch += 1;
         }
         Event::Wal(WriteOutcome::Fatal { .. }) => unreachable!("the writer exits on fatal errors"),
         Event::Snapshot(reply) => {
@@ -290,23 +294,32 @@ fn handle_event(
 fn drain(
     replica: &mut Replica,
     jobs: &JobSender,
+    failure_epoch: u64,
     replies: &mut BTreeMap<ClientId, Vec<(u64, Response)>>,
     clients: &BTreeMap<ClientId, mpsc::UnboundedSender<Vec<(u64, Response)>>>,
 ) {
-    let mut persist = Vec::new();
     while let Some(output) = replica.poll_output() {
         match output {
-            Output::Persist(entries) => persist.extend(entries),
+            Output::Persist(batch) => {
+                let job = WriteJob {
+                    epoch: failure_epoch,
+                    batch,
+                };
+                if jobs.send(job).is_err() {
+                    tracing::error!("the WAL writer is gone; stopping");
+                    std::process::exit(70);
+                }
+            }
+            Output::Send { to, .. } => {
+                // A single node has no peers; the cluster adapter carries these.
+                tracing::warn!(to, "a message for a peer, and no peers configured");
+            }
             Output::Reply {
                 client,
                 id,
                 response,
             } => replies.entry(client).or_default().push((id, response)),
         }
-    }
-    if !persist.is_empty() && jobs.send(WriteJob { entries: persist }).is_err() {
-        tracing::error!("the WAL writer is gone; stopping");
-        std::process::exit(70);
     }
     while let Some((client, batch)) = replies.pop_first() {
         if let Some(tx) = clients.get(&client) {

@@ -8,24 +8,34 @@
 //! that could not be taken back, is fatal: the process stops, and never retries (after a
 //! failed fsync the page cache may have dropped the data: "fsyncgate").
 
-use crate::log::LogEntry;
-use crate::wal::{AppendError, Wal, frame_entry};
+use crate::log::WalRecord;
+use crate::replica::PersistBatch;
+use crate::wal::{AppendError, Wal, frame_entry, frame_record};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-/// A batch of entries to append, consecutive by index.
+/// One persist batch from the core, and the adapter's failure epoch when it was issued.
 pub struct WriteJob {
-    pub entries: Vec<Arc<LogEntry>>,
+    /// How many `PersistFailed` the core had been told of when it issued this batch: after
+    /// a failure the writer drops the jobs of the failed epoch, which the core took back.
+    pub epoch: u64,
+    pub batch: PersistBatch,
+}
+
+impl WriteJob {
+    fn records(&self) -> usize {
+        self.batch.entries.len() + usize::from(self.batch.hard_state.is_some())
+    }
 }
 
 /// What the writer reports back.
 #[derive(Debug, PartialEq)]
 pub enum WriteOutcome {
-    /// Everything up to `index` is durable.
-    Persisted { index: u64 },
-    /// Entries from `first_index` on were not written: the append was taken back.
-    Failed { first_index: u64, error: String },
+    /// Every batch up to `seq` is durable.
+    Persisted { seq: u64 },
+    /// Batches from `seq` on were not written: the append was taken back.
+    Failed { seq: u64, error: String },
     /// Stop the process: durability can no longer be promised.
     Fatal { error: String },
 }
@@ -41,8 +51,12 @@ pub struct WalStats {
 
 pub struct WalWriter {
     wal: Wal,
-    /// The index the next appended entry must have.
+    /// The index after the last entry written: a batch may replace a suffix (start at or
+    /// below it), never leave a gap.
     next_index: u64,
+    /// The epoch of the last failed append: its jobs, and those queued behind them, are
+    /// dropped.
+    failed_epoch: Option<u64>,
     stats: Arc<WalStats>,
     buffer: Vec<u8>,
 }
@@ -53,55 +67,57 @@ impl WalWriter {
         WalWriter {
             wal,
             next_index: last_index + 1,
+            failed_epoch: None,
             stats,
             buffer: Vec::new(),
         }
     }
 
-    /// Appends every job that continues the log, fsyncs once, and says what happened. Jobs
-    /// that do not continue the log (they follow a batch that failed) are refused whole.
+    /// Appends every job (hard state first, then entries), fsyncs once, and says what
+    /// happened. Jobs of a failed epoch are dropped without a report: the core took them back.
     pub fn write_batch(&mut self, jobs: Vec<WriteJob>) -> Vec<WriteOutcome> {
-        let mut outcomes = Vec::new();
         self.buffer.clear();
-        let first_index = self.next_index;
-        let mut last_index = None;
+        let next_index_before = self.next_index;
+        let mut seqs = None;
+        let mut epoch = 0;
         for job in jobs {
-            let Some(first) = job.entries.first() else {
-                continue;
-            };
-            if first.index != self.next_index {
-                // Queued behind a batch that failed: the core took these back together with
-                // it (a failure takes back everything from its first index on) and may already
-                // be reusing their indexes, so there is nothing to report.
-                assert!(first.index > self.next_index, "jobs arrive in log order");
+            if self.failed_epoch.is_some_and(|failed| job.epoch <= failed) {
                 continue;
             }
-            for entry in &job.entries {
-                assert_eq!(
-                    entry.index, self.next_index,
-                    "a job's entries are consecutive"
+            if let Some(hard_state) = job.batch.hard_state {
+                frame_record(
+                    &WalRecord::HardState(hard_state),
+                    &mut self.buffer,
+                    self.wal.end_offset(),
+                );
+            }
+            for entry in &job.batch.entries {
+                assert!(
+                    entry.index <= self.next_index,
+                    "entry {} would leave a gap after {}",
+                    entry.index,
+                    self.next_index - 1
                 );
                 frame_entry(entry, &mut self.buffer, self.wal.end_offset());
-                self.next_index += 1;
+                self.next_index = entry.index + 1;
             }
-            last_index = Some(self.next_index - 1);
+            epoch = job.epoch;
+            let (first, _) = seqs.unwrap_or((job.batch.seq, 0));
+            seqs = Some((first, job.batch.seq));
         }
-        let Some(last_index) = last_index else {
-            return outcomes;
+        let Some((first_seq, last_seq)) = seqs else {
+            return Vec::new();
         };
         match self.wal.append(&self.buffer) {
             Ok(()) => {}
             Err(AppendError::Rejected(error)) => {
-                self.next_index = first_index;
+                self.next_index = next_index_before;
+                self.failed_epoch = Some(epoch);
                 self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                outcomes.insert(
-                    0,
-                    WriteOutcome::Failed {
-                        first_index,
-                        error: error.to_string(),
-                    },
-                );
-                return outcomes;
+                return vec![WriteOutcome::Failed {
+                    seq: first_seq,
+                    error: error.to_string(),
+                }];
             }
             Err(AppendError::Fatal(error)) => {
                 return vec![WriteOutcome::Fatal {
@@ -124,8 +140,7 @@ impl WalWriter {
         self.stats
             .bytes
             .store(self.wal.bytes_total(), Ordering::Relaxed);
-        outcomes.insert(0, WriteOutcome::Persisted { index: last_index });
-        outcomes
+        vec![WriteOutcome::Persisted { seq: last_seq }]
     }
 
     /// The writer's thread body: block for a job, take every job queued behind it, write
@@ -135,7 +150,7 @@ impl WalWriter {
         let mut last_batch_entries = 0;
         while let Ok(job) = jobs.recv() {
             let mut batch = vec![job];
-            let mut entries = batch[0].entries.len();
+            let mut entries = batch[0].records();
             // Under concurrent load (the last batch had several writes), hold the door open
             // until as many writes as last time have arrived, for at most one fsync's duration
             // (capped at 500 us): the writers answered by the last fsync are usually about to
@@ -148,7 +163,7 @@ impl WalWriter {
                     Instant::now() + std::time::Duration::from_micros(last_fsync_us.clamp(50, 500));
                 loop {
                     while let Ok(more) = jobs.try_recv() {
-                        entries += more.entries.len();
+                        entries += more.records();
                         batch.push(more);
                     }
                     if entries >= last_batch_entries || Instant::now() >= deadline {
@@ -158,7 +173,7 @@ impl WalWriter {
                 }
             }
             while let Ok(more) = jobs.try_recv() {
-                entries += more.entries.len();
+                entries += more.records();
                 batch.push(more);
             }
             last_batch_entries = entries;
@@ -176,23 +191,30 @@ impl WalWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::EntryPayload;
+    use crate::log::{EntryPayload, HardState, LogEntry};
     use crate::testing::FaultyDisk;
     use crate::wal::{FsDisk, WalOptions};
     use std::sync::Mutex;
 
-    fn job(first: u64, count: u64) -> WriteJob {
+    /// Batch `seq` of `count` entries from `first`, issued in failure epoch `epoch`.
+    fn job(seq: u64, epoch: u64, first: u64, count: u64) -> WriteJob {
         WriteJob {
-            entries: (first..first + count)
-                .map(|index| {
-                    Arc::new(LogEntry {
-                        index,
-                        term: 1,
-                        ts_ms: 0,
-                        payload: EntryPayload::Noop,
+            epoch,
+            batch: PersistBatch {
+                seq,
+                hard_state: None,
+                entries: (first..first + count)
+                    .map(|index| {
+                        Arc::new(LogEntry {
+                            index,
+                            term: 1,
+                            ts_ms: 0,
+                            origin: None,
+                            payload: EntryPayload::Noop,
+                        })
                     })
-                })
-                .collect(),
+                    .collect(),
+            },
         }
     }
 
@@ -208,11 +230,33 @@ mod tests {
         let (wal, _, _) = Wal::open(Arc::new(FsDisk), &dir, WalOptions::default()).unwrap();
         let stats = Arc::new(WalStats::default());
         let mut writer = WalWriter::new(wal, 0, stats.clone());
-        let outcomes = writer.write_batch(vec![job(1, 3), job(4, 2)]);
-        assert_eq!(outcomes, vec![WriteOutcome::Persisted { index: 5 }]);
+        let mut first = job(1, 0, 1, 3);
+        first.batch.hard_state = Some(HardState {
+            term: 1,
+            vote: Some(1),
+        });
+        let outcomes = writer.write_batch(vec![first, job(2, 0, 4, 2)]);
+        assert_eq!(outcomes, vec![WriteOutcome::Persisted { seq: 2 }]);
         assert_eq!(stats.fsyncs.load(Ordering::Relaxed), 1);
         let (_, records, _) = Wal::open(Arc::new(FsDisk), &dir, WalOptions::default()).unwrap();
-        assert_eq!(records.len(), 5);
+        assert_eq!(records.len(), 6, "the hard state and five entries");
+        assert!(matches!(records[0], WalRecord::HardState(_)));
+    }
+
+    #[test]
+    fn a_batch_may_rewrite_a_suffix_but_never_leave_a_gap() {
+        let dir = temp_dir("suffix");
+        let (wal, _, _) = Wal::open(Arc::new(FsDisk), &dir, WalOptions::default()).unwrap();
+        let mut writer = WalWriter::new(wal, 0, Arc::new(WalStats::default()));
+        writer.write_batch(vec![job(1, 0, 1, 3)]);
+        assert_eq!(
+            writer.write_batch(vec![job(2, 0, 2, 1)]),
+            vec![WriteOutcome::Persisted { seq: 2 }]
+        );
+        let gap = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            writer.write_batch(vec![job(3, 0, 5, 1)])
+        }));
+        assert!(gap.is_err(), "entry 5 after entry 2 is a bug in the core");
     }
 
     #[test]
@@ -228,22 +272,20 @@ mod tests {
         let (wal, _, _) = Wal::open(Arc::new(disk), &dir, options).unwrap();
         let mut writer = WalWriter::new(wal, 0, Arc::new(WalStats::default()));
         assert_eq!(
-            writer.write_batch(vec![job(1, 2)]),
-            vec![WriteOutcome::Persisted { index: 2 }]
+            writer.write_batch(vec![job(1, 0, 1, 2)]),
+            vec![WriteOutcome::Persisted { seq: 1 }]
         );
         full.store(true, Ordering::SeqCst);
-        let outcomes = writer.write_batch(vec![job(3, 2), job(5, 1)]);
-        assert!(matches!(
-            outcomes[0],
-            WriteOutcome::Failed { first_index: 3, .. }
-        ));
-        // A job queued behind the failure, numbered after it, is dropped without a report: the
-        // core already took it back, and may reuse its index.
-        assert_eq!(writer.write_batch(vec![job(5, 1)]), vec![]);
+        let outcomes = writer.write_batch(vec![job(2, 0, 3, 2), job(3, 0, 5, 1)]);
+        assert!(matches!(outcomes[0], WriteOutcome::Failed { seq: 2, .. }));
+        // A job of the same epoch queued behind the failure is dropped without a report: the
+        // core took it back with the others.
+        assert_eq!(writer.write_batch(vec![job(4, 0, 6, 1)]), vec![]);
         full.store(false, Ordering::SeqCst);
+        // The core, told of the failure (epoch 1), reuses index 3.
         assert_eq!(
-            writer.write_batch(vec![job(3, 1)]),
-            vec![WriteOutcome::Persisted { index: 3 }]
+            writer.write_batch(vec![job(5, 1, 3, 1)]),
+            vec![WriteOutcome::Persisted { seq: 5 }]
         );
         // Nothing half-written was left behind: recovery sees exactly entries 1..=3.
         let (_, records, report) =
@@ -260,8 +302,8 @@ mod tests {
         let (wal, _, _) = Wal::open(Arc::new(disk), &dir, WalOptions::default()).unwrap();
         let writer = WalWriter::new(wal, 0, Arc::new(WalStats::default()));
         let (tx, rx) = std::sync::mpsc::channel();
-        tx.send(job(1, 1)).unwrap();
-        tx.send(job(2, 1)).unwrap();
+        tx.send(job(1, 0, 1, 1)).unwrap();
+        tx.send(job(2, 0, 2, 1)).unwrap();
         drop(tx);
         let reports = Mutex::new(Vec::new());
         writer.run(rx, |o| reports.lock().unwrap().push(o));

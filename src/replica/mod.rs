@@ -1,34 +1,65 @@
-//! The replica core: a pure, deterministic state machine over the log and the keyspace.
+//! The replica core: Raft over the log, and the keyspace it applies. A pure, deterministic
+//! state machine: no clock (`Tick` carries the time), no network (`Output::Send`), no disk
+//! (`Output::Persist` and `Input::Persisted`), and randomness only from the seed it is given.
 //!
 //! # Call order
 //!
 //! ```text
-//! replica.step(input);                       // one input at a time
-//! while let Some(out) = replica.poll_output() { /* carry it out */ }
+//! let mut replica = Replica::restore(config, now_ms, records);   // or Replica::new
+//! loop {
+//!     while let Some(out) = replica.poll_output() { /* carry it out */ }
+//!     replica.step(input);                                       // one input at a time
+//! }
 //! ```
-//! Inputs are client requests, storage completions and clock ticks (the core never reads a
-//! clock: `Tick` carries the time). Outputs are records to persist and replies to release.
+//! Outputs: `Persist` (append these records and fsync them, in order, then report
+//! `Persisted { seq }`), `Send` (a message to a peer; it may be lost), `Reply` (to a client).
 //!
 //! # The durability rule
 //!
-//! A write's reply is produced only when its entry is applied, and an entry is applied only
-//! after `Input::Persisted` says it is durable. No adapter can release a write's reply early,
-//! because it does not exist before then. In this single-node form a durable entry is a
-//! committed entry; replication (majority acknowledgement) extends the same path.
+//! Everything that depends on a record being on disk waits for the `Persisted` that covers
+//! it, here in the core, so no adapter can release it early:
+//! - a vote (and a candidate's own vote) waits for the hard state that records it;
+//! - an append acknowledgement waits for the entries it acknowledges;
+//! - a client's write reply exists only once its entry is applied, which needs it committed:
+//!   fsynced by a majority, the leader counting itself only for what it fsynced.
 //!
 //! # Reads
 //!
-//! A read is served at a point of the log: once every entry proposed before it has been
-//! applied. So a client always reads its own writes, and no read ever sees an entry that is
-//! not yet durable.
+//! Linearizable by read-index: the leader, once an entry of its term is committed, records
+//! its commit index, confirms with a heartbeat round that a majority still follows it, and
+//! the read is served on any replica once that replica applied the recorded index. Followers
+//! ask the leader for the index. Reads waiting on the same round are batched.
+//!
+//! # Writes on any replica
+//!
+//! A write becomes a proposal with an origin (this replica, its incarnation, a sequence
+//! number). The leader appends it; a follower forwards it to the leader, and forwards it again
+//! when the leader changes. The state machine applies each origin once, so a write sent twice
+//! runs once; the replica that took the write answers its client when it applies the entry.
+//!
+//! # Errors
+//!
+//! `-CLUSTERDOWN` and `-TRYAGAIN` are definite: the command did not and will not take effect
+//! (a write that never left this replica, a read). A write that was proposed or forwarded and
+//! is still not applied when its time is up gets `-UNKNOWN`: it may yet take effect.
 
-use crate::command::{Command, CommandId, Route};
+mod clients;
+mod election;
+pub mod message;
+mod raft_log;
+mod reads;
+mod replication;
+
+pub use message::{AppendOutcome, Message, NodeId, Proposal};
+use raft_log::RaftLog;
+
+use crate::command::{Command, CommandId};
 use crate::keyspace::{self, ExecContext, Keyspace, KeyspaceLimits};
-use crate::log::{EntryPayload, LogEntry, WalRecord, WatchedKey};
+use crate::log::{EntryPayload, HardState, LogEntry, Origin, WalRecord, WatchedKey};
 use crate::resp::Frame;
 use crate::rng::Rng;
 use bytes::Bytes;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 /// A client connection, as the adapter numbers them.
@@ -54,6 +85,9 @@ pub enum Op {
     },
     /// WATCH: report the current version of each key.
     Watch { db: u8, keys: Vec<Bytes> },
+    /// WAIT numreplicas timeout: how many other replicas hold every entry this replica knew of
+    /// when WAIT arrived, waiting up to `timeout_ms` (0: forever) for `replicas` of them.
+    Wait { replicas: u64, timeout_ms: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -65,25 +99,48 @@ pub enum Response {
 #[derive(Debug)]
 pub enum Input {
     Requests(Vec<Request>),
-    /// Every entry up to and including `index` is durable (fsynced).
-    Persisted {
-        index: u64,
+    /// A message from a peer.
+    Message {
+        from: NodeId,
+        message: Message,
     },
-    /// The entries from `first_index` on could not be written and were taken back (e.g. the
-    /// disk is full); nothing of them is on disk.
+    /// Every `Persist` batch up to and including `seq` is durable (fsynced).
+    Persisted {
+        seq: u64,
+    },
+    /// The batches from `seq` on could not be written and were taken back (e.g. the disk is
+    /// full): nothing of them is on disk.
     PersistFailed {
-        first_index: u64,
+        seq: u64,
         error: String,
     },
     Tick {
         now_ms: u64,
     },
+    /// Hand leadership to `to` (a graceful shutdown uses this). Ignored unless this replica
+    /// leads; gives up after an election timeout.
+    TransferLeader {
+        to: NodeId,
+    },
+}
+
+/// One batch of records to append, in this order, and fsync: the hard state first (if it
+/// changed), then the entries. An entry whose index is not past the log's end replaces the
+/// log from that index on (a follower repairing a conflicting suffix); recovery replays it so.
+#[derive(Debug)]
+pub struct PersistBatch {
+    pub seq: u64,
+    pub hard_state: Option<HardState>,
+    pub entries: Vec<Arc<LogEntry>>,
 }
 
 #[derive(Debug)]
 pub enum Output {
-    /// Append these entries to the log and fsync, then report `Input::Persisted`.
-    Persist(Vec<Arc<LogEntry>>),
+    Persist(PersistBatch),
+    Send {
+        to: NodeId,
+        message: Message,
+    },
     Reply {
         client: ClientId,
         id: u64,
@@ -93,8 +150,20 @@ pub enum Output {
 
 #[derive(Clone, Debug)]
 pub struct ReplicaConfig {
-    /// Seeds the random choices of reads (RANDOMKEY, SRANDMEMBER, ...).
+    pub id: NodeId,
+    /// Every voting replica, this one included.
+    pub voters: Vec<NodeId>,
+    /// Seeds every random choice: election timeouts, the incarnation, and reads such as
+    /// RANDOMKEY. Give a fresh seed at each start.
     pub seed: u64,
+    /// The shortest election timeout; each one is drawn from `[t, 2t)`.
+    pub election_timeout_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    /// How long a request may wait for a leader, a read confirmation or a commit.
+    pub request_timeout_ms: u64,
+    /// Most entries in one append message, and most append messages in flight to one peer.
+    pub append_entries_max: usize,
+    pub appends_in_flight_max: usize,
     /// Most keys one active-expiry entry deletes.
     pub expiry_batch_keys: usize,
     pub keyspace_limits: KeyspaceLimits,
@@ -103,7 +172,14 @@ pub struct ReplicaConfig {
 impl Default for ReplicaConfig {
     fn default() -> Self {
         ReplicaConfig {
+            id: 1,
+            voters: vec![1],
             seed: 0,
+            election_timeout_ms: 500,
+            heartbeat_interval_ms: 100,
+            request_timeout_ms: 5_000,
+            append_entries_max: 256,
+            appends_in_flight_max: 8,
             expiry_batch_keys: 64,
             keyspace_limits: KeyspaceLimits::default(),
         }
@@ -119,35 +195,72 @@ pub struct ReplicaStats {
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub persist_failures: u64,
+    pub elections_started: u64,
 }
 
-/// Who is waiting on an entry's result.
-#[derive(Clone, Copy, Debug)]
-struct Waiter {
-    client: ClientId,
-    id: u64,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Follower,
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+/// A batch handed to the adapter and not yet reported durable.
+#[derive(Debug)]
+struct BatchInFlight {
+    seq: u64,
+    /// The entries it holds, `None` if only a hard state; capped when the log is truncated
+    /// below them, since those entries no longer count.
+    entries: Option<(u64, u64)>,
+    hard_state: Option<HardState>,
 }
 
 pub struct Replica {
     config: ReplicaConfig,
     keyspace: Keyspace,
+    /// Random choices of reads (RANDOMKEY, SRANDMEMBER, ...).
     rng: Rng,
+    election_rng: Rng,
+    incarnation: u64,
     now_ms: u64,
-    term: u64,
-    /// The last index in the log (durable or not).
-    last_index: u64,
+
+    // Raft.
+    hard: HardState,
+    role: Role,
+    leader: Option<NodeId>,
+    votes: Vec<NodeId>,
+    log: RaftLog,
     /// The timestamp of the last entry: entry timestamps never go backwards.
     last_ts_ms: u64,
-    persisted_index: u64,
+    commit_index: u64,
     applied_index: u64,
     applied_ts_ms: u64,
-    /// Entries after `applied_index`, in order, and who waits on each.
-    unapplied: VecDeque<(Arc<LogEntry>, Option<Waiter>)>,
-    /// Reads waiting for the log to be applied up to an index, in index order.
-    waiting_reads: VecDeque<(u64, Request)>,
-    /// The index of the proposed, not yet applied, active-expiry entry.
-    expiry_in_flight: Option<u64>,
+    election_deadline_ms: u64,
+    /// When a leader was last heard from (a follower does not grant pre-votes for an election
+    /// timeout after that: the leader is alive).
+    leader_contact_ms: Option<u64>,
+    leader_state: Option<replication::LeaderState>,
+
+    // Persistence.
+    persisted_index: u64,
+    durable_hard: HardState,
+    hard_state_dirty: bool,
     to_persist: Vec<Arc<LogEntry>>,
+    next_seq: u64,
+    in_flight: VecDeque<BatchInFlight>,
+    /// Messages that wait for a batch to be durable.
+    gated: VecDeque<(u64, NodeId, Message)>,
+    /// A batch failed: write it again at the next tick.
+    persist_retry: bool,
+
+    // Clients and the state machine.
+    clients: clients::Clients,
+    reads: reads::Reads,
+    /// The origins the state machine applied, per (node, incarnation).
+    applied_origins: BTreeMap<(NodeId, u64), IntervalSet>,
+    expiry_in_flight: Option<u64>,
+    to_forward: Vec<Proposal>,
     outputs: VecDeque<Output>,
     pub stats: ReplicaStats,
 }
@@ -161,46 +274,86 @@ fn db_index(db: u8) -> usize {
 impl Replica {
     /// A replica with an empty log.
     pub fn new(config: ReplicaConfig, now_ms: u64) -> Replica {
-        let mut keyspace = Keyspace::new();
-        keyspace.limits = config.keyspace_limits;
-        Replica {
-            rng: Rng::new(config.seed),
-            config,
-            keyspace,
-            now_ms,
-            term: 1,
-            last_index: 0,
-            last_ts_ms: 0,
-            persisted_index: 0,
-            applied_index: 0,
-            applied_ts_ms: 0,
-            unapplied: VecDeque::new(),
-            waiting_reads: VecDeque::new(),
-            expiry_in_flight: None,
-            to_persist: Vec::new(),
-            outputs: VecDeque::new(),
-            stats: ReplicaStats::default(),
-        }
+        Replica::restore(config, now_ms, Vec::new())
     }
 
-    /// A replica rebuilt from its recovered WAL: every record on disk is durable, so in the
-    /// single-node form every entry is committed and applied.
+    /// A replica rebuilt from its recovered WAL. Records replay in order: the last hard state
+    /// wins, and an entry at or below the log's end replaces the suffix from its index.
     pub fn restore(config: ReplicaConfig, now_ms: u64, records: Vec<WalRecord>) -> Replica {
-        let mut replica = Replica::new(config, now_ms);
+        assert!(
+            config.voters.contains(&config.id),
+            "a replica is one of the voters"
+        );
+        assert!(config.election_timeout_ms > config.heartbeat_interval_ms);
+        let mut keyspace = Keyspace::new();
+        keyspace.limits = config.keyspace_limits;
+        let mut election_rng = Rng::new(config.seed ^ 0x656c_6563_7469_6f6e);
+        let incarnation = election_rng.next_u64();
+        let mut replica = Replica {
+            rng: Rng::new(config.seed),
+            election_rng,
+            incarnation,
+            keyspace,
+            now_ms,
+            hard: HardState::default(),
+            role: Role::Follower,
+            leader: None,
+            votes: Vec::new(),
+            log: RaftLog::default(),
+            last_ts_ms: 0,
+            commit_index: 0,
+            applied_index: 0,
+            applied_ts_ms: 0,
+            election_deadline_ms: 0,
+            leader_contact_ms: None,
+            leader_state: None,
+            persisted_index: 0,
+            durable_hard: HardState::default(),
+            hard_state_dirty: false,
+            to_persist: Vec::new(),
+            next_seq: 1,
+            in_flight: VecDeque::new(),
+            gated: VecDeque::new(),
+            persist_retry: false,
+            clients: clients::Clients::default(),
+            reads: reads::Reads::default(),
+            applied_origins: BTreeMap::new(),
+            expiry_in_flight: None,
+            to_forward: Vec::new(),
+            outputs: VecDeque::new(),
+            stats: ReplicaStats::default(),
+            config,
+        };
         for record in records {
-            let WalRecord::Entry(entry) = record;
-            assert_eq!(
-                entry.index,
-                replica.last_index + 1,
-                "the WAL's entries must be consecutive"
-            );
-            replica.last_index = entry.index;
-            replica.last_ts_ms = replica.last_ts_ms.max(entry.ts_ms);
-            replica.term = replica.term.max(entry.term);
-            replica.persisted_index = entry.index;
-            replica.apply(entry, None);
+            match record {
+                WalRecord::HardState(hard) => replica.hard = hard,
+                WalRecord::Entry(entry) => {
+                    assert!(
+                        entry.index >= 1 && entry.index <= replica.log.last_index() + 1,
+                        "WAL entry {} leaves a gap after {}",
+                        entry.index,
+                        replica.log.last_index()
+                    );
+                    if entry.index <= replica.log.last_index() {
+                        replica.log.truncate_from(entry.index);
+                    }
+                    replica.last_ts_ms = replica.last_ts_ms.max(entry.ts_ms);
+                    replica.log.push(Arc::new(entry));
+                }
+            }
         }
-        replica.outputs.clear();
+        replica.durable_hard = replica.hard;
+        replica.persisted_index = replica.log.last_index();
+        if replica.is_single_voter() {
+            // A majority of one: everything on this disk is committed.
+            replica.commit_index = replica.log.last_index();
+            replica.apply_committed();
+        }
+        replica.reset_election_deadline();
+        if replica.is_single_voter() {
+            replica.campaign(false);
+        }
+        replica.flush();
         replica
     }
 
@@ -211,16 +364,13 @@ impl Replica {
                     self.on_request(request);
                 }
             }
-            Input::Persisted { index } => self.on_persisted(index),
-            Input::PersistFailed { first_index, error } => {
-                self.on_persist_failed(first_index, &error)
-            }
+            Input::Message { from, message } => self.on_message(from, message),
+            Input::Persisted { seq } => self.on_persisted(seq),
+            Input::PersistFailed { seq, error } => self.on_persist_failed(seq, &error),
             Input::Tick { now_ms } => self.on_tick(now_ms),
+            Input::TransferLeader { to } => self.on_transfer_leader(to),
         }
-        if !self.to_persist.is_empty() {
-            let entries = std::mem::take(&mut self.to_persist);
-            self.outputs.push_back(Output::Persist(entries));
-        }
+        self.flush();
         #[cfg(debug_assertions)]
         self.check_invariants().expect("replica invariant");
     }
@@ -229,151 +379,241 @@ impl Replica {
         self.outputs.pop_front()
     }
 
-    pub fn keyspace(&self) -> &Keyspace {
-        &self.keyspace
-    }
-
-    pub fn last_index(&self) -> u64 {
-        self.last_index
-    }
-
-    pub fn applied_index(&self) -> u64 {
-        self.applied_index
-    }
-
-    pub fn persisted_index(&self) -> u64 {
-        self.persisted_index
-    }
-
-    pub fn term(&self) -> u64 {
-        self.term
-    }
-
-    fn on_request(&mut self, request: Request) {
-        self.stats.commands_processed += 1;
-        let is_write = match &request.op {
-            Op::Command { cmd, .. } => cmd.spec.route == Route::Write,
-            Op::Transaction { commands, .. } => commands
-                .iter()
-                .any(|(_, cmd)| cmd.spec.route == Route::Write),
-            Op::Watch { .. } => false,
-        };
-        if !is_write {
-            if self.applied_index == self.last_index {
-                self.serve_read(request);
-            } else {
-                self.waiting_reads.push_back((self.last_index, request));
-            }
-            return;
-        }
-        let payload = match request.op {
-            Op::Command { db, cmd } => {
-                if let Err(error) = keyspace::check_write(&cmd) {
-                    self.reply(request.client, request.id, Response::Frame(error));
-                    return;
-                }
-                EntryPayload::Command { db, argv: cmd.argv }
-            }
-            Op::Transaction { commands, watches } => EntryPayload::Transaction {
-                watches,
-                commands: commands
-                    .into_iter()
-                    .map(|(db, cmd)| (db, cmd.argv))
-                    .collect(),
-            },
-            Op::Watch { .. } => unreachable!("WATCH is a read"),
-        };
-        if payload_bytes(&payload) > ENTRY_BYTES_MAX {
-            let error = Frame::error("ERR the write is too large for one WAL record (4 GB)");
-            self.reply(request.client, request.id, Response::Frame(error));
-            return;
-        }
-        let waiter = Waiter {
-            client: request.client,
-            id: request.id,
-        };
-        self.propose(payload, Some(waiter));
-    }
-
-    /// Appends an entry to the log and asks the adapter to persist it.
-    fn propose(&mut self, payload: EntryPayload, waiter: Option<Waiter>) -> u64 {
-        self.last_index += 1;
-        self.last_ts_ms = self.last_ts_ms.max(self.now_ms);
-        let entry = Arc::new(LogEntry {
-            index: self.last_index,
-            term: self.term,
-            ts_ms: self.last_ts_ms,
-            payload,
-        });
-        self.to_persist.push(entry.clone());
-        self.unapplied.push_back((entry, waiter));
-        self.last_index
-    }
-
-    fn on_persisted(&mut self, index: u64) {
-        assert!(
-            index <= self.last_index,
-            "persisted {index} beyond the log's end {}",
-            self.last_index
-        );
-        if index <= self.persisted_index {
-            return;
-        }
-        self.persisted_index = index;
-        // Single node: durable means committed.
-        while let Some((entry, _)) = self.unapplied.front() {
-            if entry.index > self.persisted_index {
+    /// The end of every step: proposals go to the leader, reads join a round or ask the
+    /// leader, new records become a persist batch, and the leader sends what followers lack.
+    fn flush(&mut self) {
+        // A reply may let a connection's next requests through, and those may be served at
+        // once (a read) and let more through.
+        loop {
+            self.after_client_replies();
+            self.flush_reads();
+            if !self.clients.has_released() {
                 break;
             }
-            let (entry, waiter) = self.unapplied.pop_front().unwrap();
-            // The writer has usually let go of its copy by now: take the entry without cloning.
-            let entry = Arc::try_unwrap(entry).unwrap_or_else(|shared| (*shared).clone());
-            self.apply(entry, waiter);
-            self.serve_ready_reads();
+        }
+        if !self.to_forward.is_empty() {
+            let proposals = std::mem::take(&mut self.to_forward);
+            match self.leader {
+                Some(leader) if leader != self.config.id => self.send(
+                    leader,
+                    Message::Forward {
+                        term: self.hard.term,
+                        proposals,
+                    },
+                ),
+                // The leader changed within this step: route them again next time.
+                _ => {}
+            }
+        }
+        if self.hard_state_dirty || !self.to_persist.is_empty() {
+            self.issue_batch();
+        }
+        if self.role == Role::Leader {
+            self.replicate_to_all(false);
+        }
+        self.release_gated();
+    }
+
+    fn issue_batch(&mut self) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let entries = std::mem::take(&mut self.to_persist);
+        let hard_state = std::mem::take(&mut self.hard_state_dirty).then_some(self.hard);
+        #[cfg(feature = "bug-vote-without-persist")]
+        let hard_state: Option<HardState> = {
+            // BUG (mutation check): the term and vote never reach the disk.
+            let _ = hard_state;
+            None
+        };
+        self.in_flight.push_back(BatchInFlight {
+            seq,
+            entries: entries
+                .first()
+                .map(|first| (first.index, entries.last().unwrap().index)),
+            hard_state,
+        });
+        self.outputs.push_back(Output::Persist(PersistBatch {
+            seq,
+            hard_state,
+            entries,
+        }));
+    }
+
+    /// The batch a record added now will be part of.
+    fn batch_for_new_records(&self) -> u64 {
+        if self.hard_state_dirty || !self.to_persist.is_empty() {
+            self.next_seq
+        } else {
+            self.next_seq - 1
         }
     }
 
-    fn on_persist_failed(&mut self, first_index: u64, error: &str) {
-        if first_index > self.last_index {
-            return; // Already taken back.
+    fn persisted_seq(&self) -> u64 {
+        self.in_flight
+            .front()
+            .map_or(self.next_seq - 1, |batch| batch.seq - 1)
+    }
+
+    fn send(&mut self, to: NodeId, message: Message) {
+        debug_assert_ne!(to, self.config.id);
+        self.outputs.push_back(Output::Send { to, message });
+    }
+
+    /// Sends `message` once everything recorded so far is durable.
+    fn send_when_durable(&mut self, to: NodeId, message: Message) {
+        let seq = self.batch_for_new_records();
+        if seq <= self.persisted_seq() {
+            self.send(to, message);
+        } else {
+            self.gated.push_back((seq, to, message));
         }
+    }
+
+    fn release_gated(&mut self) {
+        let durable = self.persisted_seq();
+        while self.gated.front().is_some_and(|(seq, ..)| *seq <= durable) {
+            let (_, to, message) = self.gated.pop_front().unwrap();
+            self.send(to, message);
+        }
+    }
+
+    fn on_persisted(&mut self, seq: u64) {
         assert!(
-            first_index > self.persisted_index,
-            "a persisted entry cannot fail later"
+            seq < self.next_seq,
+            "persisted batch {seq} was never issued"
         );
+        while self.in_flight.front().is_some_and(|batch| batch.seq <= seq) {
+            let batch = self.in_flight.pop_front().unwrap();
+            if let Some((first, last)) = batch.entries {
+                if first <= self.persisted_index + 1 {
+                    self.persisted_index = self.persisted_index.max(last);
+                }
+            }
+            if let Some(hard) = batch.hard_state {
+                self.durable_hard = hard;
+            }
+        }
+        self.persisted_index = self.persisted_index.min(self.log.last_index());
+        self.release_gated();
+        self.on_own_vote_durable();
+        if self.role == Role::Leader {
+            self.advance_commit();
+        } else if self.is_single_voter() {
+            unreachable!("a single voter leads once its vote is durable");
+        }
+    }
+
+    fn on_persist_failed(&mut self, seq: u64, error: &str) {
+        if !self.in_flight.iter().any(|batch| batch.seq >= seq) {
+            return; // Already handled.
+        }
         self.stats.persist_failures += 1;
-        let text =
-            format!("MISCONF Errors writing to the WAL: {error}. The write was not applied.");
-        while self
-            .unapplied
-            .back()
-            .is_some_and(|(e, _)| e.index >= first_index)
-        {
-            let (entry, waiter) = self.unapplied.pop_back().unwrap();
-            if self.expiry_in_flight == Some(entry.index) {
-                self.expiry_in_flight = None;
-            }
-            if let Some(w) = waiter {
-                self.reply(w.client, w.id, Response::Frame(Frame::error(text.clone())));
+        let lost: Vec<BatchInFlight> = {
+            let keep = self.in_flight.iter().take_while(|b| b.seq < seq).count();
+            self.in_flight.drain(keep..).collect()
+        };
+        self.gated.retain(|(gate, ..)| *gate < seq);
+        if lost.iter().any(|batch| batch.hard_state.is_some()) && self.durable_hard != self.hard {
+            self.persist_retry = true;
+        }
+        let Some(first_lost) = lost
+            .iter()
+            .filter_map(|batch| batch.entries.map(|(first, _)| first))
+            .min()
+        else {
+            return;
+        };
+        if first_lost > self.log.last_index() {
+            return;
+        }
+        if self.is_single_voter() {
+            // Nobody else has seen these entries: take them back and say so, definitely.
+            let text =
+                format!("MISCONF Errors writing to the WAL: {error}. The write was not applied.");
+            self.take_back_from(first_lost, &text);
+        } else {
+            // Peers may have these entries and commit them without this replica: keep them,
+            // and write them again at the next tick.
+            self.persist_retry = true;
+        }
+    }
+
+    /// Single voter only: removes the entries from `first` on, failing their writes with
+    /// `error_text` (nothing of them is anywhere).
+    fn take_back_from(&mut self, first: u64, error_text: &str) {
+        assert!(first > self.commit_index, "committed entries stay");
+        for index in first..=self.log.last_index() {
+            let entry = self.log.get(index).unwrap().clone();
+            if let Some(origin) = entry.origin {
+                if self.is_own(origin) {
+                    self.clients.fail_write(
+                        origin.seq,
+                        Frame::error(error_text),
+                        &mut self.outputs,
+                    );
+                }
             }
         }
-        self.to_persist.retain(|e| e.index < first_index);
-        self.last_index = first_index - 1;
-        for (wait_index, _) in self.waiting_reads.iter_mut() {
-            *wait_index = (*wait_index).min(self.last_index);
+        self.truncate_log_from(first);
+        self.after_client_replies();
+    }
+
+    fn truncate_log_from(&mut self, first: u64) {
+        assert!(first > self.commit_index, "committed entries never change");
+        self.log.truncate_from(first);
+        self.to_persist.retain(|entry| entry.index < first);
+        self.persisted_index = self.persisted_index.min(first - 1);
+        for batch in self.in_flight.iter_mut() {
+            if let Some((from, to)) = batch.entries {
+                batch.entries = (from < first).then_some((from, to.min(first - 1)));
+            }
         }
-        self.serve_ready_reads();
+        if self.expiry_in_flight.is_some_and(|index| index >= first) {
+            self.expiry_in_flight = None;
+        }
+        if let Some(leader) = self.leader_state.as_mut() {
+            if leader.noop_index >= first {
+                leader.noop_index = 0;
+            }
+        }
     }
 
     fn on_tick(&mut self, now_ms: u64) {
-        self.now_ms = now_ms;
-        self.propose_expiry();
+        // The adapter's clock may step back (a skewed clock corrected); the core's never does.
+        self.now_ms = self.now_ms.max(now_ms);
+        if self.persist_retry {
+            self.persist_retry = false;
+            if self.durable_hard != self.hard {
+                self.hard_state_dirty = true;
+            }
+            if !self.is_single_voter() {
+                let from = self.persisted_index + 1;
+                let last = self.log.last_index();
+                let queued: Vec<u64> = self.to_persist.iter().map(|e| e.index).collect();
+                let unsynced_in_flight = self.in_flight.iter().any(|b| b.entries.is_some());
+                if from <= last && !unsynced_in_flight && queued.is_empty() {
+                    self.to_persist = self.log.slice(from, last);
+                }
+            }
+        }
+        self.on_election_tick();
+        if self.role == Role::Leader {
+            self.on_leader_tick();
+            self.propose_expiry();
+            if self.is_single_voter() && self.noop_pending_proposal() {
+                self.propose_noop();
+            }
+        }
+        self.clients
+            .retry_forwarding(self.now_ms, self.config.election_timeout_ms);
+        self.reroute_writes(false);
+        self.expire_requests();
     }
 
-    /// Active expiry: the leader (in this form, the only replica) proposes deletions of keys
-    /// whose deadline passed, one batch at a time.
+    /// Active expiry: the leader proposes deletions of keys whose deadline passed, one batch
+    /// at a time, once an entry of its term is committed (so its timestamps are current).
     fn propose_expiry(&mut self) {
-        if self.expiry_in_flight.is_some() {
+        if self.expiry_in_flight.is_some() || !self.leader_committed_in_term() {
             return;
         }
         let keys = self
@@ -382,79 +622,90 @@ impl Replica {
         if keys.is_empty() {
             return;
         }
-        let index = self.propose(EntryPayload::Expire { keys }, None);
+        let index = self.append_entry(None, EntryPayload::Expire { keys });
         self.expiry_in_flight = Some(index);
     }
 
-    fn serve_ready_reads(&mut self) {
-        while let Some((wait_index, _)) = self.waiting_reads.front() {
-            if *wait_index > self.applied_index {
-                break;
-            }
-            let (_, request) = self.waiting_reads.pop_front().unwrap();
-            self.serve_read(request);
+    /// Appends an entry to the leader's log and asks the adapter to persist it.
+    fn append_entry(&mut self, origin: Option<Origin>, payload: EntryPayload) -> u64 {
+        assert_eq!(self.role, Role::Leader, "only the leader appends");
+        self.last_ts_ms = self.last_ts_ms.max(self.now_ms);
+        let entry = Arc::new(LogEntry {
+            index: self.log.last_index() + 1,
+            term: self.hard.term,
+            ts_ms: self.last_ts_ms,
+            origin,
+            payload,
+        });
+        self.to_persist.push(entry.clone());
+        self.log.push(entry);
+        self.log.last_index()
+    }
+
+    fn is_single_voter(&self) -> bool {
+        self.config.voters.len() == 1
+    }
+
+    fn majority(&self) -> usize {
+        self.config.voters.len() / 2 + 1
+    }
+
+    fn is_own(&self, origin: Origin) -> bool {
+        origin.node == self.config.id && origin.incarnation == self.incarnation
+    }
+
+    /// Applies committed entries in order (under the mutation `bug-apply-before-commit`, every
+    /// entry in the log).
+    fn apply_committed(&mut self) {
+        #[cfg(not(feature = "bug-apply-before-commit"))]
+        let applicable = self.commit_index;
+        #[cfg(feature = "bug-apply-before-commit")]
+        let applicable = self.log.last_index();
+        while self.applied_index < applicable {
+            let entry = self.log.get(self.applied_index + 1).unwrap().clone();
+            self.apply(&entry);
+        }
+        self.after_client_replies();
+        self.serve_ready_reads();
+        self.on_applied_for_wait();
+        if self.is_single_voter() {
+            // Nobody else needs applied entries: keep memory flat.
+            self.log.compact_to(self.applied_index);
         }
     }
 
-    fn serve_read(&mut self, request: Request) {
-        // Reads never see a time before the last applied entry's.
-        let now_ms = self.now_ms.max(self.applied_ts_ms);
-        let response = match request.op {
-            Op::Command { db, cmd } => {
-                let ctx = ExecContext {
-                    db: db_index(db),
-                    now_ms,
-                    version: 0,
-                };
-                let reply = self.keyspace.execute(&cmd, ctx, &mut self.rng);
-                self.count_hit_or_miss(&cmd, &reply);
-                Response::Frame(reply)
-            }
-            Op::Watch { db, keys } => Response::Watched(
-                keys.into_iter()
-                    .map(|key| WatchedKey {
-                        db,
-                        version: self.keyspace.version_of(db_index(db), &key, now_ms),
-                        key,
-                    })
-                    .collect(),
-            ),
-            Op::Transaction { commands, watches } => {
-                let argvs = commands.into_iter().map(|(db, c)| (db, c.argv)).collect();
-                Response::Frame(self.run_transaction(&watches, argvs, now_ms, 0))
-            }
-        };
-        self.reply(request.client, request.id, response);
-    }
-
-    fn count_hit_or_miss(&mut self, cmd: &Command, reply: &Frame) {
-        if cmd.id() == CommandId::Get {
-            match reply {
-                Frame::Null => self.stats.keyspace_misses += 1,
-                _ => self.stats.keyspace_hits += 1,
-            }
-        }
-    }
-
-    fn apply(&mut self, entry: LogEntry, waiter: Option<Waiter>) {
+    fn apply(&mut self, entry: &LogEntry) {
         assert_eq!(
             entry.index,
             self.applied_index + 1,
             "entries apply in order"
         );
+        #[cfg(not(feature = "bug-apply-before-commit"))]
         assert!(
-            entry.index <= self.persisted_index,
-            "apply only what is durable"
+            entry.index <= self.commit_index,
+            "apply only what is committed"
         );
+        self.applied_index = entry.index;
+        self.applied_ts_ms = self.applied_ts_ms.max(entry.ts_ms);
+        self.stats.entries_applied += 1;
+        if let Some(origin) = entry.origin {
+            let applied = self
+                .applied_origins
+                .entry((origin.node, origin.incarnation))
+                .or_default();
+            if !applied.insert(origin.seq) {
+                return; // Sent twice; it ran the first time.
+            }
+        }
         // Writes that draw randomness (SPOP) draw it from the entry, so every replica agrees.
         let mut rng = Rng::new(entry.index ^ 0x5157_4f52_554d);
-        let reply = match entry.payload {
+        let reply = match &entry.payload {
             EntryPayload::Noop => None,
             EntryPayload::Command { db, argv } => {
-                let frame = match Command::parse(argv) {
+                let frame = match Command::parse(argv.clone()) {
                     Ok(cmd) => {
                         let ctx = ExecContext {
-                            db: db_index(db),
+                            db: db_index(*db),
                             now_ms: entry.ts_ms,
                             version: entry.index,
                         };
@@ -465,10 +716,10 @@ impl Replica {
                 Some(frame)
             }
             EntryPayload::Transaction { watches, commands } => {
-                Some(self.run_transaction(&watches, commands, entry.ts_ms, entry.index))
+                Some(self.run_transaction(watches, commands.clone(), entry.ts_ms, entry.index))
             }
             EntryPayload::Expire { keys } => {
-                let deleted = self.keyspace.apply_expiry(&keys, entry.ts_ms);
+                let deleted = self.keyspace.apply_expiry(keys, entry.ts_ms);
                 self.stats.expired_keys += deleted as u64;
                 if self.expiry_in_flight == Some(entry.index) {
                     self.expiry_in_flight = None;
@@ -476,11 +727,11 @@ impl Replica {
                 None
             }
         };
-        self.applied_index = entry.index;
-        self.applied_ts_ms = self.applied_ts_ms.max(entry.ts_ms);
-        self.stats.entries_applied += 1;
-        if let (Some(w), Some(frame)) = (waiter, reply) {
-            self.reply(w.client, w.id, Response::Frame(frame));
+        if let (Some(origin), Some(frame)) = (entry.origin, reply) {
+            if self.is_own(origin) {
+                self.clients
+                    .complete_write(origin.seq, Response::Frame(frame), &mut self.outputs);
+            }
         }
     }
 
@@ -521,48 +772,137 @@ impl Replica {
         Frame::Array(replies)
     }
 
-    fn reply(&mut self, client: ClientId, id: u64, response: Response) {
-        self.outputs.push_back(Output::Reply {
-            client,
-            id,
-            response,
-        });
+    // Observers, for the adapter, INFO, the harness and its checkers.
+
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+    pub fn keyspace(&self) -> &Keyspace {
+        &self.keyspace
+    }
+    pub fn last_index(&self) -> u64 {
+        self.log.last_index()
+    }
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+    pub fn commit_index(&self) -> u64 {
+        self.commit_index
+    }
+    pub fn persisted_index(&self) -> u64 {
+        self.persisted_index
+    }
+    pub fn term(&self) -> u64 {
+        self.hard.term
+    }
+    pub fn hard_state(&self) -> HardState {
+        self.hard
+    }
+    pub fn durable_hard_state(&self) -> HardState {
+        self.durable_hard
+    }
+    /// The entry at `index`, if it is held in memory.
+    pub fn entry(&self, index: u64) -> Option<&Arc<LogEntry>> {
+        self.log.get(index)
+    }
+    /// The first index held in memory (entries before it were applied and dropped).
+    pub fn first_index(&self) -> u64 {
+        self.log.first_index()
+    }
+    /// Requests taken and not yet answered.
+    pub fn pending_requests(&self) -> usize {
+        self.clients.pending()
     }
 
     /// The core's own invariants; called after every step in debug builds and by tests.
     pub fn check_invariants(&self) -> Result<(), String> {
-        if !(self.applied_index <= self.persisted_index && self.persisted_index <= self.last_index)
-        {
+        let last = self.log.last_index();
+        if !(self.applied_index <= self.commit_index || cfg!(feature = "bug-apply-before-commit")) {
             return Err(format!(
-                "index order broken: applied {} persisted {} last {}",
-                self.applied_index, self.persisted_index, self.last_index
+                "applied {} beyond commit {}",
+                self.applied_index, self.commit_index
             ));
         }
-        let mut expected = self.applied_index + 1;
-        for (entry, _) in &self.unapplied {
-            if entry.index != expected {
+        if self.commit_index > last || self.persisted_index > last {
+            return Err(format!(
+                "commit {} or persisted {} beyond the log's end {last}",
+                self.commit_index, self.persisted_index
+            ));
+        }
+        if self.durable_hard.term > self.hard.term {
+            return Err("the durable term is ahead of the current term".into());
+        }
+        if self.role == Role::Leader && self.leader != Some(self.config.id) {
+            return Err("a leader that does not know it leads".into());
+        }
+        if self.role == Role::Leader && self.hard.vote != Some(self.config.id) {
+            return Err("a leader that did not vote for itself".into());
+        }
+        let mut previous_term = 0;
+        for entry in self.log.iter() {
+            if entry.term < previous_term || entry.term > self.hard.term {
                 return Err(format!(
-                    "unapplied entries not consecutive: {} where {expected} was due",
-                    entry.index
+                    "entry {} has term {} (previous {previous_term}, current {})",
+                    entry.index, entry.term, self.hard.term
                 ));
             }
-            expected += 1;
+            previous_term = entry.term;
         }
-        if expected != self.last_index + 1 {
-            return Err(format!(
-                "unapplied entries end at {} but the log ends at {}",
-                expected - 1,
-                self.last_index
-            ));
-        }
-        let mut previous = 0;
-        for (wait_index, _) in &self.waiting_reads {
-            if *wait_index < previous || *wait_index > self.last_index {
-                return Err(format!("waiting read at {wait_index} out of order"));
+        let mut previous_seq = 0;
+        for batch in &self.in_flight {
+            if batch.seq <= previous_seq || batch.seq >= self.next_seq {
+                return Err(format!("batch {} out of order", batch.seq));
             }
-            previous = *wait_index;
+            previous_seq = batch.seq;
         }
+        self.clients.check_invariants()?;
         Ok(())
+    }
+}
+
+/// A set of sequence numbers, as ranges: origins are applied mostly in order, so this stays
+/// a few ranges long.
+#[derive(Clone, Debug, Default)]
+pub struct IntervalSet {
+    /// start -> end (exclusive), disjoint and not adjacent.
+    ranges: BTreeMap<u64, u64>,
+}
+
+impl IntervalSet {
+    /// Adds `n`; false if it was already there.
+    pub fn insert(&mut self, n: u64) -> bool {
+        if let Some((&start, &end)) = self.ranges.range(..=n).next_back() {
+            if n < end {
+                return false;
+            }
+            if n == end {
+                let mut new_end = end + 1;
+                if let Some(next_end) = self.ranges.remove(&new_end) {
+                    new_end = next_end;
+                }
+                self.ranges.insert(start, new_end);
+                return true;
+            }
+        }
+        let mut end = n + 1;
+        if let Some(next_end) = self.ranges.remove(&end) {
+            end = next_end;
+        }
+        self.ranges.insert(n, end);
+        true
+    }
+
+    pub fn contains(&self, n: u64) -> bool {
+        self.ranges
+            .range(..=n)
+            .next_back()
+            .is_some_and(|(_, &end)| n < end)
     }
 }
 

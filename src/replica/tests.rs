@@ -23,53 +23,87 @@ fn request(client: ClientId, id: u64, words: &[&str]) -> Request {
 
 type Replies = Vec<(ClientId, u64, Response)>;
 
-fn drain(r: &mut Replica) -> (Vec<Arc<LogEntry>>, Replies) {
+/// The entries of every batch drained, and the replies. The batches' sequence numbers go to
+/// `last_seq`.
+fn drain_with_seq(r: &mut Replica, last_seq: &mut u64) -> (Vec<Arc<LogEntry>>, Replies) {
     let mut persist = Vec::new();
     let mut replies = Vec::new();
     while let Some(out) = r.poll_output() {
         match out {
-            Output::Persist(entries) => persist.extend(entries),
+            Output::Persist(batch) => {
+                *last_seq = batch.seq;
+                persist.extend(batch.entries)
+            }
             Output::Reply {
                 client,
                 id,
                 response,
             } => replies.push((client, id, response)),
+            Output::Send { .. } => panic!("a single voter sends nothing"),
         }
     }
     (persist, replies)
+}
+
+fn drain(r: &mut Replica) -> (Vec<Arc<LogEntry>>, Replies) {
+    drain_with_seq(r, &mut 0)
 }
 
 fn frame(f: Frame) -> Response {
     Response::Frame(f)
 }
 
+/// A single voter that has become leader (term 1) and committed its no-op (index 1): two
+/// batches, the hard state and then the no-op.
+fn leader(now_ms: u64) -> Replica {
+    let mut r = Replica::new(ReplicaConfig::default(), now_ms);
+    let mut seq = 0;
+    drain_with_seq(&mut r, &mut seq);
+    assert_eq!(seq, 1, "the vote is written first");
+    assert_eq!(
+        r.role(),
+        Role::Candidate,
+        "not leader before the vote is durable"
+    );
+    r.step(Input::Persisted { seq: 1 });
+    assert_eq!(r.role(), Role::Leader);
+    let (persist, _) = drain_with_seq(&mut r, &mut seq);
+    assert!(matches!(persist[0].payload, EntryPayload::Noop));
+    r.step(Input::Persisted { seq: 2 });
+    assert_eq!(r.commit_index(), 1);
+    r
+}
+
 #[test]
 fn a_write_is_answered_only_after_it_is_persisted() {
-    let mut r = Replica::new(ReplicaConfig::default(), 1000);
+    let mut r = leader(1000);
     r.step(Input::Requests(vec![request(1, 1, &["SET", "k", "v"])]));
-    let (persist, replies) = drain(&mut r);
+    let mut seq = 0;
+    let (persist, replies) = drain_with_seq(&mut r, &mut seq);
     assert_eq!(persist.len(), 1);
     assert!(replies.is_empty(), "no reply before fsync");
     assert_eq!(persist[0].ts_ms, 1000);
-    r.step(Input::Persisted { index: 1 });
+    assert_eq!(persist[0].index, 2, "after the no-op");
+    r.step(Input::Persisted { seq });
     let (_, replies) = drain(&mut r);
     assert_eq!(replies, vec![(1, 1, frame(Frame::ok()))]);
 }
 
 #[test]
 fn a_read_behind_a_pending_write_waits_for_it() {
-    let mut r = Replica::new(ReplicaConfig::default(), 1000);
+    let mut r = leader(1000);
     r.step(Input::Requests(vec![
         request(1, 1, &["SET", "k", "v"]),
         request(1, 2, &["GET", "k"]),
-        request(2, 1, &["SET", "k", "w"]),
     ]));
+    r.step(Input::Requests(vec![request(2, 1, &["SET", "k", "w"])]));
     let (persist, replies) = drain(&mut r);
     assert_eq!(persist.len(), 2);
     assert!(replies.is_empty());
-    r.step(Input::Persisted { index: 1 });
+    r.step(Input::Persisted { seq: 3 });
     let (_, replies) = drain(&mut r);
-    // The read came before client 2's write, so it waits for entry 1 only and sees "v".
+    // The read waits for its own connection's write, and is served before client 2's write
+    // is durable, so it sees "v".
     assert_eq!(
         replies,
         vec![
@@ -77,23 +111,23 @@ fn a_read_behind_a_pending_write_waits_for_it() {
             (1, 2, frame(Frame::bulk_str("v")))
         ]
     );
-    r.step(Input::Persisted { index: 2 });
+    r.step(Input::Persisted { seq: 4 });
     let (_, replies) = drain(&mut r);
     assert_eq!(replies, vec![(2, 1, frame(Frame::ok()))]);
 }
 
 #[test]
 fn a_failed_persist_answers_misconf_and_takes_the_entries_back() {
-    let mut r = Replica::new(ReplicaConfig::default(), 1000);
+    let mut r = leader(1000);
     r.step(Input::Requests(vec![request(1, 1, &["SET", "a", "1"])]));
     r.step(Input::Requests(vec![
         request(1, 2, &["SET", "b", "2"]),
         request(1, 3, &["GET", "b"]),
     ]));
     drain(&mut r);
-    r.step(Input::Persisted { index: 1 });
+    r.step(Input::Persisted { seq: 3 });
     r.step(Input::PersistFailed {
-        first_index: 2,
+        seq: 4,
         error: "No space left on device".into(),
     });
     let (_, replies) = drain(&mut r);
@@ -103,16 +137,16 @@ fn a_failed_persist_answers_misconf_and_takes_the_entries_back() {
     };
     assert!(text.starts_with("MISCONF"), "{text}");
     assert_eq!(replies[2], (1, 3, frame(Frame::Null)));
-    assert_eq!(r.last_index(), 1);
-    // The next write reuses index 2.
+    assert_eq!(r.last_index(), 2);
+    // The next write reuses index 3: nobody else ever saw the entry taken back.
     r.step(Input::Requests(vec![request(1, 4, &["SET", "c", "3"])]));
     let (persist, _) = drain(&mut r);
-    assert_eq!(persist[0].index, 2);
+    assert_eq!(persist[0].index, 3);
 }
 
 #[test]
 fn a_syntax_error_never_reaches_the_log() {
-    let mut r = Replica::new(ReplicaConfig::default(), 1000);
+    let mut r = leader(1000);
     r.step(Input::Requests(vec![request(
         1,
         1,
@@ -128,7 +162,7 @@ fn a_syntax_error_never_reaches_the_log() {
 
 #[test]
 fn a_transaction_is_one_entry_and_a_changed_watch_aborts_it() {
-    let mut r = Replica::new(ReplicaConfig::default(), 1000);
+    let mut r = leader(1000);
     r.step(Input::Requests(vec![Request {
         client: 1,
         id: 1,
@@ -153,7 +187,7 @@ fn a_transaction_is_one_entry_and_a_changed_watch_aborts_it() {
     r.step(Input::Requests(vec![tx(2)]));
     let (persist, _) = drain(&mut r);
     assert_eq!(persist.len(), 1, "one entry for the whole transaction");
-    r.step(Input::Persisted { index: 1 });
+    r.step(Input::Persisted { seq: 3 });
     let (_, replies) = drain(&mut r);
     assert_eq!(
         replies,
@@ -165,20 +199,20 @@ fn a_transaction_is_one_entry_and_a_changed_watch_aborts_it() {
     );
     // The key changed since the watch: the same transaction now aborts.
     r.step(Input::Requests(vec![tx(3)]));
-    r.step(Input::Persisted { index: 2 });
+    r.step(Input::Persisted { seq: 4 });
     let (_, replies) = drain(&mut r);
     assert_eq!(replies, vec![(1, 3, frame(Frame::NullArray))]);
 }
 
 #[test]
 fn active_expiry_goes_through_the_log() {
-    let mut r = Replica::new(ReplicaConfig::default(), 1000);
+    let mut r = leader(1000);
     r.step(Input::Requests(vec![request(
         1,
         1,
         &["SET", "k", "v", "PX", "50"],
     )]));
-    r.step(Input::Persisted { index: 1 });
+    r.step(Input::Persisted { seq: 3 });
     drain(&mut r);
     r.step(Input::Tick { now_ms: 1040 });
     assert!(drain(&mut r).0.is_empty(), "not expired yet");
@@ -191,14 +225,14 @@ fn active_expiry_goes_through_the_log() {
     r.step(Input::Tick { now_ms: 1200 });
     assert!(drain(&mut r).0.is_empty());
     assert_eq!(r.keyspace().db_len(0), 1);
-    r.step(Input::Persisted { index: 2 });
+    r.step(Input::Persisted { seq: 4 });
     assert_eq!(r.keyspace().db_len(0), 0);
     assert_eq!(r.stats.expired_keys, 1);
 }
 
 #[test]
 fn entry_timestamps_never_go_backwards() {
-    let mut r = Replica::new(ReplicaConfig::default(), 5000);
+    let mut r = leader(5000);
     r.step(Input::Requests(vec![request(1, 1, &["SET", "a", "1"])]));
     r.step(Input::Tick { now_ms: 3000 });
     r.step(Input::Requests(vec![request(1, 2, &["SET", "b", "1"])]));
@@ -210,20 +244,96 @@ fn entry_timestamps_never_go_backwards() {
 #[test]
 fn restore_replays_the_log_to_the_same_keyspace() {
     let mut r = Replica::new(ReplicaConfig::default(), 1000);
+    let mut records = Vec::new();
+    let mut take = |r: &mut Replica| {
+        let mut seq = 0;
+        while let Some(out) = r.poll_output() {
+            if let Output::Persist(batch) = out {
+                records.extend(batch.hard_state.map(WalRecord::HardState));
+                records.extend(
+                    batch
+                        .entries
+                        .iter()
+                        .map(|e| WalRecord::Entry((**e).clone())),
+                );
+                seq = batch.seq;
+            }
+        }
+        seq
+    };
+    let seq = take(&mut r);
+    r.step(Input::Persisted { seq });
+    let seq = take(&mut r);
+    r.step(Input::Persisted { seq });
     r.step(Input::Requests(vec![
         request(1, 1, &["RPUSH", "l", "a", "b", "c"]),
         request(1, 2, &["SPOP", "l"]),
         request(1, 3, &["SADD", "s", "1", "2", "3", "4"]),
         request(1, 4, &["SPOP", "s"]),
     ]));
-    let (persist, _) = drain(&mut r);
-    r.step(Input::Persisted { index: 4 });
-    let records = persist
-        .iter()
-        .map(|e| WalRecord::Entry((**e).clone()))
-        .collect();
+    let seq = take(&mut r);
+    r.step(Input::Persisted { seq });
+    assert_eq!(r.applied_index(), 5);
     let restored = Replica::restore(ReplicaConfig::default(), 2000, records);
     assert_eq!(restored.keyspace().digest(), r.keyspace().digest());
-    assert_eq!(restored.last_index(), 4);
-    assert_eq!(restored.applied_index(), 4);
+    assert_eq!(restored.last_index(), 5);
+    assert_eq!(
+        restored.applied_index(),
+        5,
+        "a single voter's log is all committed"
+    );
+    assert_eq!(restored.term(), 2, "it campaigns again at once");
+}
+
+#[test]
+fn restore_replaces_a_suffix_rewritten_later_in_the_wal() {
+    let entry = |index, term| {
+        WalRecord::Entry(LogEntry {
+            index,
+            term,
+            ts_ms: 0,
+            origin: None,
+            payload: EntryPayload::Noop,
+        })
+    };
+    let config = ReplicaConfig {
+        voters: vec![1, 2, 3],
+        ..ReplicaConfig::default()
+    };
+    let records = vec![
+        WalRecord::HardState(HardState {
+            term: 3,
+            vote: Some(2),
+        }),
+        entry(1, 1),
+        entry(2, 1),
+        entry(3, 1),
+        entry(2, 3),
+    ];
+    let r = Replica::restore(config, 0, records);
+    assert_eq!(r.last_index(), 2);
+    assert_eq!(r.entry(2).unwrap().term, 3);
+    assert_eq!(
+        r.hard_state(),
+        HardState {
+            term: 3,
+            vote: Some(2)
+        }
+    );
+    assert_eq!(r.applied_index(), 0, "nothing is known committed");
+}
+
+#[test]
+fn interval_sets_merge_neighbours() {
+    let mut set = IntervalSet::default();
+    assert!(set.insert(3));
+    assert!(set.insert(1));
+    assert!(!set.insert(3));
+    assert!(set.insert(2));
+    assert_eq!(set.ranges.len(), 1, "{:?}", set.ranges);
+    assert!(set.contains(1) && set.contains(2) && set.contains(3));
+    assert!(!set.contains(0) && !set.contains(4));
+    assert!(set.insert(5));
+    assert!(set.insert(4));
+    assert_eq!(set.ranges.into_iter().collect::<Vec<_>>(), vec![(1, 6)]);
 }

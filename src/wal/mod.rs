@@ -319,6 +319,14 @@ pub fn frame_entry(entry: &crate::log::LogEntry, out: &mut Vec<u8>, out_offset: 
     record::seal_frame(&mut out[start..], out_offset + start as u64);
 }
 
+/// Encodes any record as one frame appended to `out` (see [`frame_entry`]).
+pub fn frame_record(record: &WalRecord, out: &mut Vec<u8>, out_offset: u64) {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; record::FRAME_HEADER_BYTES]);
+    out.extend_from_slice(&codec::encode_wal_record(record));
+    record::seal_frame(&mut out[start..], out_offset + start as u64);
+}
+
 /// What `quorum check-wal` found.
 #[derive(Debug)]
 pub struct CheckReport {

@@ -1,0 +1,94 @@
+//! The replica's log in memory: entries after a compacted prefix, with their terms.
+
+use crate::log::LogEntry;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+#[derive(Default)]
+pub struct RaftLog {
+    /// The index of the last entry dropped from memory (0: none). Only entries every replica
+    /// has applied are dropped.
+    compacted_index: u64,
+    compacted_term: u64,
+    entries: VecDeque<Arc<LogEntry>>,
+}
+
+impl RaftLog {
+    pub fn last_index(&self) -> u64 {
+        self.compacted_index + self.entries.len() as u64
+    }
+
+    pub fn last_term(&self) -> u64 {
+        self.entries
+            .back()
+            .map_or(self.compacted_term, |entry| entry.term)
+    }
+
+    pub fn first_index(&self) -> u64 {
+        self.compacted_index + 1
+    }
+
+    /// The term of the entry at `index`: 0 for index 0, `None` past the end or compacted.
+    pub fn term_at(&self, index: u64) -> Option<u64> {
+        if index == self.compacted_index {
+            return Some(self.compacted_term);
+        }
+        self.get(index).map(|entry| entry.term)
+    }
+
+    pub fn get(&self, index: u64) -> Option<&Arc<LogEntry>> {
+        if index <= self.compacted_index {
+            return None;
+        }
+        self.entries
+            .get((index - self.compacted_index - 1) as usize)
+    }
+
+    pub fn push(&mut self, entry: Arc<LogEntry>) {
+        assert_eq!(entry.index, self.last_index() + 1, "the log grows by one");
+        assert!(entry.term >= self.last_term(), "terms never decrease");
+        self.entries.push_back(entry);
+    }
+
+    /// Drops every entry from `index` on (a conflicting suffix, or appends taken back).
+    pub fn truncate_from(&mut self, index: u64) {
+        assert!(
+            index > self.compacted_index,
+            "compacted entries are applied"
+        );
+        self.entries
+            .truncate((index - self.compacted_index - 1) as usize);
+    }
+
+    /// Entries `from..=to`, clones of the shared pointers.
+    pub fn slice(&self, from: u64, to: u64) -> Vec<Arc<LogEntry>> {
+        (from..=to).filter_map(|i| self.get(i).cloned()).collect()
+    }
+
+    /// Forgets entries up to `index` (they are applied everywhere they are needed).
+    pub fn compact_to(&mut self, index: u64) {
+        while self.compacted_index < index {
+            let Some(entry) = self.entries.pop_front() else {
+                break;
+            };
+            self.compacted_index = entry.index;
+            self.compacted_term = entry.term;
+        }
+    }
+
+    /// The first index of the term of the entry at `index` (for fast back-off).
+    pub fn first_index_of_term_at(&self, index: u64) -> u64 {
+        let Some(term) = self.term_at(index) else {
+            return index;
+        };
+        let mut first = index;
+        while first > self.first_index() && self.term_at(first - 1) == Some(term) {
+            first -= 1;
+        }
+        first
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<LogEntry>> {
+        self.entries.iter()
+    }
+}

@@ -1,0 +1,382 @@
+//! Log replication: the leader's view of each follower, appends with pipelining and batching,
+//! conflict repair with fast back-off, commit on a majority's fsync, check-quorum, leader
+//! transfer, and forwarded writes.
+
+use super::{AppendOutcome, Message, NodeId, Proposal, Replica, Role};
+use crate::log::LogEntry;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// What the leader knows of one follower.
+#[derive(Debug)]
+pub(super) struct Progress {
+    /// The follower's log matches the leader's, durably, up to here.
+    pub match_index: u64,
+    /// The next entry to send.
+    pub next_index: u64,
+    /// The last index of each append sent and not answered yet.
+    pub in_flight: VecDeque<u64>,
+    /// The newest read round the follower answered in this term.
+    pub acked_round: u64,
+    /// Heard from since the last check-quorum.
+    pub active: bool,
+}
+
+pub(super) struct LeaderState {
+    pub peers: BTreeMap<NodeId, Progress>,
+    /// This term's no-op (0 until proposed).
+    pub noop_index: u64,
+    pub heartbeat_due_ms: u64,
+    pub check_quorum_due_ms: u64,
+    /// Leader transfer in progress: to whom, until when.
+    pub transfer: Option<(NodeId, u64)>,
+}
+
+impl LeaderState {
+    pub fn new(peers: Vec<NodeId>, last_index: u64, now_ms: u64, election_ms: u64) -> Self {
+        LeaderState {
+            peers: peers
+                .into_iter()
+                .map(|p| {
+                    (
+                        p,
+                        Progress {
+                            match_index: 0,
+                            next_index: last_index + 1,
+                            in_flight: VecDeque::new(),
+                            acked_round: 0,
+                            active: false,
+                        },
+                    )
+                })
+                .collect(),
+            noop_index: 0,
+            heartbeat_due_ms: now_ms,
+            check_quorum_due_ms: now_ms + election_ms,
+            transfer: None,
+        }
+    }
+}
+
+impl Replica {
+    /// Sends every follower what it lacks; with `heartbeat`, every follower gets a message
+    /// even if it lacks nothing (and one whose appends may be lost is probed again).
+    pub(super) fn replicate_to_all(&mut self, heartbeat: bool) {
+        for peer in self.peers() {
+            self.send_appends(peer, heartbeat);
+        }
+    }
+
+    fn send_appends(&mut self, peer: NodeId, heartbeat: bool) {
+        let mut sent_any = false;
+        loop {
+            let last_index = self.log.last_index();
+            let leader = self.leader_state.as_mut().unwrap();
+            let progress = leader.peers.get_mut(&peer).unwrap();
+            progress.next_index = progress.next_index.min(last_index + 1);
+            let room = progress.in_flight.len() < self.config.appends_in_flight_max;
+            let has_entries = progress.next_index <= last_index;
+            if !(room && has_entries) && (sent_any || !heartbeat) {
+                return;
+            }
+            let prev_index = progress.next_index - 1;
+            let entries: Vec<Arc<LogEntry>> = if room && has_entries {
+                let to = last_index.min(prev_index + self.config.append_entries_max as u64);
+                progress.next_index = to + 1;
+                progress.in_flight.push_back(to);
+                self.log.slice(prev_index + 1, to)
+            } else {
+                Vec::new()
+            };
+            let prev_term = self
+                .log
+                .term_at(prev_index)
+                .expect("a leader of several replicas keeps its whole log");
+            let message = Message::Append {
+                term: self.hard.term,
+                prev_index,
+                prev_term,
+                entries,
+                commit: self.commit_index,
+                read_round: self.reads.round_started,
+            };
+            self.send(peer, message);
+            sent_any = true;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_append(
+        &mut self,
+        from: NodeId,
+        term: u64,
+        prev_index: u64,
+        prev_term: u64,
+        entries: Vec<Arc<LogEntry>>,
+        commit: u64,
+        read_round: u64,
+    ) {
+        if term < self.hard.term {
+            // A stale leader: tell it the term, so it steps down.
+            let term = self.hard.term;
+            let outcome = AppendOutcome::Rejected {
+                prev_index,
+                hint_index: 0,
+            };
+            self.send(
+                from,
+                Message::AppendReply {
+                    term,
+                    outcome,
+                    read_round,
+                },
+            );
+            return;
+        }
+        if term > self.hard.term || self.role != Role::Follower || self.leader != Some(from) {
+            assert!(
+                !(term == self.hard.term && self.role == Role::Leader),
+                "two leaders in term {term}"
+            );
+            self.become_follower(term, Some(from));
+        }
+        self.leader_contact_ms = Some(self.now_ms);
+        self.reset_election_deadline();
+        let outcome = match self.log.term_at(prev_index) {
+            None if prev_index > self.log.last_index() => AppendOutcome::Rejected {
+                prev_index,
+                hint_index: self.log.last_index() + 1,
+            },
+            None => {
+                // Before what this replica holds in memory: applied, so it matches.
+                self.accept_entries(prev_index, entries, commit)
+            }
+            Some(t) if t != prev_term => {
+                assert!(
+                    prev_index > self.commit_index,
+                    "a committed entry ({prev_index}) conflicts with the leader's"
+                );
+                AppendOutcome::Rejected {
+                    prev_index,
+                    hint_index: self.log.first_index_of_term_at(prev_index),
+                }
+            }
+            Some(_) => self.accept_entries(prev_index, entries, commit),
+        };
+        let reply = Message::AppendReply {
+            term: self.hard.term,
+            outcome: outcome.clone(),
+            read_round,
+        };
+        match outcome {
+            AppendOutcome::Accepted { match_index }
+                if match_index > self.persisted_index
+                    && !cfg!(feature = "bug-ack-before-fsync") =>
+            {
+                self.send_when_durable(from, reply)
+            }
+            _ => self.send(from, reply),
+        }
+    }
+
+    /// Appends the entries after `prev_index` that this log lacks, replacing a conflicting
+    /// suffix, and follows the leader's commit as far as the log is known to match.
+    fn accept_entries(
+        &mut self,
+        prev_index: u64,
+        entries: Vec<Arc<LogEntry>>,
+        leader_commit: u64,
+    ) -> AppendOutcome {
+        let match_index = prev_index + entries.len() as u64;
+        for entry in entries {
+            match self.log.term_at(entry.index) {
+                Some(term) if term == entry.term => continue,
+                None if entry.index < self.log.first_index() => continue,
+                Some(_) => self.truncate_log_from(entry.index),
+                None => {}
+            }
+            assert_eq!(entry.index, self.log.last_index() + 1);
+            self.last_ts_ms = self.last_ts_ms.max(entry.ts_ms);
+            self.to_persist.push(entry.clone());
+            self.log.push(entry);
+        }
+        let commit = leader_commit.min(match_index);
+        if commit > self.commit_index {
+            self.commit_index = commit;
+            self.apply_committed();
+        }
+        AppendOutcome::Accepted { match_index }
+    }
+
+    pub(super) fn on_append_reply(
+        &mut self,
+        from: NodeId,
+        term: u64,
+        outcome: AppendOutcome,
+        read_round: u64,
+    ) {
+        if term > self.hard.term {
+            self.become_follower(term, None);
+            return;
+        }
+        if self.role != Role::Leader || term != self.hard.term {
+            return;
+        }
+        let leader = self.leader_state.as_mut().unwrap();
+        let progress = leader.peers.get_mut(&from).unwrap();
+        progress.active = true;
+        progress.acked_round = progress.acked_round.max(read_round);
+        match outcome {
+            AppendOutcome::Accepted { match_index } => {
+                if match_index > progress.match_index {
+                    progress.match_index = match_index;
+                    progress.next_index = progress.next_index.max(match_index + 1);
+                }
+                progress.in_flight.retain(|last| *last > match_index);
+                self.advance_commit();
+                self.check_waits();
+                self.continue_transfer();
+            }
+            AppendOutcome::Rejected {
+                prev_index,
+                hint_index,
+            } => {
+                if prev_index < progress.match_index {
+                    return; // Stale: it matched further since.
+                }
+                // Try again from the hint (never before what is known to match), one append
+                // at a time until one is accepted.
+                progress.next_index = hint_index.min(prev_index).max(progress.match_index + 1);
+                progress.in_flight.clear();
+                self.send_appends(from, false);
+            }
+        }
+        self.check_read_rounds();
+    }
+
+    /// Commits the newest entry of this term that a majority has fsynced (the leader counts
+    /// what it fsynced itself).
+    pub(super) fn advance_commit(&mut self) {
+        let Some(leader) = self.leader_state.as_ref() else {
+            return;
+        };
+        #[cfg(not(feature = "bug-ack-before-fsync"))]
+        let own = self.persisted_index;
+        #[cfg(feature = "bug-ack-before-fsync")]
+        let own = self.log.last_index();
+        let mut matches: Vec<u64> = leader.peers.values().map(|p| p.match_index).collect();
+        matches.push(own);
+        matches.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = matches[self.majority() - 1];
+        // Only entries of the current term are committed by counting (Raft §5.4.2); earlier
+        // ones commit with them.
+        if candidate > self.commit_index && self.log.term_at(candidate) == Some(self.hard.term) {
+            self.commit_index = candidate;
+            self.apply_committed();
+        }
+    }
+
+    pub(super) fn leader_committed_in_term(&self) -> bool {
+        self.leader_state
+            .as_ref()
+            .is_some_and(|l| l.noop_index > 0 && self.commit_index >= l.noop_index)
+            || (cfg!(feature = "bug-no-noop") && self.role == Role::Leader)
+    }
+
+    /// A single voter whose no-op was taken back (a full disk) proposes another.
+    pub(super) fn noop_pending_proposal(&self) -> bool {
+        self.leader_state
+            .as_ref()
+            .is_some_and(|l| l.noop_index == 0)
+            && !cfg!(feature = "bug-no-noop")
+    }
+
+    pub(super) fn on_leader_tick(&mut self) {
+        let now_ms = self.now_ms;
+        let election_ms = self.config.election_timeout_ms;
+        let majority = self.majority();
+        let leader = self.leader_state.as_mut().unwrap();
+        if now_ms >= leader.check_quorum_due_ms {
+            // Check-quorum: a leader that a majority has not answered within an election
+            // timeout steps down, so a partitioned leader stops taking writes and reads.
+            let active = 1 + leader.peers.values().filter(|p| p.active).count();
+            for progress in leader.peers.values_mut() {
+                progress.active = false;
+            }
+            leader.check_quorum_due_ms = now_ms + election_ms;
+            if active < majority {
+                let term = self.hard.term;
+                self.become_follower(term, None);
+                return;
+            }
+        }
+        if leader
+            .transfer
+            .is_some_and(|(_, deadline_ms)| now_ms >= deadline_ms)
+        {
+            leader.transfer = None;
+            self.reroute_writes(false);
+        }
+        let leader = self.leader_state.as_mut().unwrap();
+        if now_ms >= leader.heartbeat_due_ms {
+            leader.heartbeat_due_ms = now_ms + self.config.heartbeat_interval_ms;
+            // Appends in flight for a whole heartbeat interval may be lost: probe again
+            // from what is known to match.
+            for progress in leader.peers.values_mut() {
+                if !progress.in_flight.is_empty() {
+                    progress.in_flight.clear();
+                    progress.next_index = progress.match_index + 1;
+                }
+            }
+            self.replicate_to_all(true);
+        }
+    }
+
+    pub(super) fn on_transfer_leader(&mut self, to: NodeId) {
+        if self.role != Role::Leader || to == self.config.id || !self.config.voters.contains(&to) {
+            return;
+        }
+        let deadline_ms = self.now_ms + self.config.election_timeout_ms;
+        self.leader_state.as_mut().unwrap().transfer = Some((to, deadline_ms));
+        self.continue_transfer();
+    }
+
+    pub(super) fn transferring(&self) -> bool {
+        self.leader_state
+            .as_ref()
+            .is_some_and(|l| l.transfer.is_some())
+    }
+
+    /// Once the transfer's target has the whole log, tell it to start an election.
+    fn continue_transfer(&mut self) {
+        let last_index = self.log.last_index();
+        let Some(leader) = self.leader_state.as_ref() else {
+            return;
+        };
+        let Some((to, _)) = leader.transfer else {
+            return;
+        };
+        if leader.peers[&to].match_index == last_index {
+            let term = self.hard.term;
+            self.send(to, Message::TimeoutNow { term });
+        } else {
+            self.send_appends(to, false);
+        }
+    }
+
+    pub(super) fn on_forward(&mut self, proposals: Vec<Proposal>) {
+        if self.role != Role::Leader || self.transferring() {
+            return; // The sender sends them again to whoever leads.
+        }
+        for proposal in proposals {
+            // Skip what was applied already; copies still in the log apply as nothing.
+            let applied = self
+                .applied_origins
+                .get(&(proposal.origin.node, proposal.origin.incarnation))
+                .is_some_and(|set| set.contains(proposal.origin.seq));
+            if !applied {
+                self.append_entry(Some(proposal.origin), proposal.payload);
+            }
+        }
+    }
+}
