@@ -10,6 +10,7 @@ pub mod command;
 pub mod command_docs;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod invariants;
 pub mod keyspace;
 pub mod linearizability;
 pub mod log;

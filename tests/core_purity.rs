@@ -16,6 +16,10 @@ const CORE: &[&str] = &[
     "src/codec.rs",
     "src/rng.rs",
     "src/linearizability.rs",
+    "src/invariants.rs",
+    // The in-memory cluster harness is held to the same rule: one seed decides a whole run.
+    "src/testing/cluster.rs",
+    "src/testing/workload.rs",
 ];
 
 const FORBIDDEN: &[&str] = &[

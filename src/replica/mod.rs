@@ -419,12 +419,6 @@ impl Replica {
         self.next_seq += 1;
         let entries = std::mem::take(&mut self.to_persist);
         let hard_state = std::mem::take(&mut self.hard_state_dirty).then_some(self.hard);
-        #[cfg(feature = "bug-vote-without-persist")]
-        let hard_state: Option<HardState> = {
-            // BUG (mutation check): the term and vote never reach the disk.
-            let _ = hard_state;
-            None
-        };
         self.in_flight.push_back(BatchInFlight {
             seq,
             entries: entries
@@ -432,6 +426,9 @@ impl Replica {
                 .map(|first| (first.index, entries.last().unwrap().index)),
             hard_state,
         });
+        // BUG (mutation check `bug-vote-without-persist`): the term and vote are counted as
+        // durable but never reach the disk.
+        let hard_state = hard_state.filter(|_| !cfg!(feature = "bug-vote-without-persist"));
         self.outputs.push_back(Output::Persist(PersistBatch {
             seq,
             hard_state,
@@ -484,10 +481,10 @@ impl Replica {
         );
         while self.in_flight.front().is_some_and(|batch| batch.seq <= seq) {
             let batch = self.in_flight.pop_front().unwrap();
-            if let Some((first, last)) = batch.entries {
-                if first <= self.persisted_index + 1 {
-                    self.persisted_index = self.persisted_index.max(last);
-                }
+            if let Some((first, last)) = batch.entries
+                && first <= self.persisted_index + 1
+            {
+                self.persisted_index = self.persisted_index.max(last);
             }
             if let Some(hard) = batch.hard_state {
                 self.durable_hard = hard;
@@ -544,14 +541,11 @@ impl Replica {
         assert!(first > self.commit_index, "committed entries stay");
         for index in first..=self.log.last_index() {
             let entry = self.log.get(index).unwrap().clone();
-            if let Some(origin) = entry.origin {
-                if self.is_own(origin) {
-                    self.clients.fail_write(
-                        origin.seq,
-                        Frame::error(error_text),
-                        &mut self.outputs,
-                    );
-                }
+            if let Some(origin) = entry.origin
+                && self.is_own(origin)
+            {
+                self.clients
+                    .fail_write(origin.seq, Frame::error(error_text), &mut self.outputs);
             }
         }
         self.truncate_log_from(first);
@@ -571,10 +565,10 @@ impl Replica {
         if self.expiry_in_flight.is_some_and(|index| index >= first) {
             self.expiry_in_flight = None;
         }
-        if let Some(leader) = self.leader_state.as_mut() {
-            if leader.noop_index >= first {
-                leader.noop_index = 0;
-            }
+        if let Some(leader) = self.leader_state.as_mut()
+            && leader.noop_index >= first
+        {
+            leader.noop_index = 0;
         }
     }
 
@@ -727,11 +721,11 @@ impl Replica {
                 None
             }
         };
-        if let (Some(origin), Some(frame)) = (entry.origin, reply) {
-            if self.is_own(origin) {
-                self.clients
-                    .complete_write(origin.seq, Response::Frame(frame), &mut self.outputs);
-            }
+        if let (Some(origin), Some(frame)) = (entry.origin, reply)
+            && self.is_own(origin)
+        {
+            self.clients
+                .complete_write(origin.seq, Response::Frame(frame), &mut self.outputs);
         }
     }
 

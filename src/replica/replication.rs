@@ -244,6 +244,12 @@ impl Replica {
                 if prev_index < progress.match_index {
                     return; // Stale: it matched further since.
                 }
+                if hint_index <= progress.match_index {
+                    // The follower lacks entries it acknowledged as durable: its disk lost
+                    // them, which the fault model excludes. Nothing sent now can help; the
+                    // heartbeats keep probing, at their pace rather than in a storm.
+                    return;
+                }
                 // Try again from the hint (never before what is known to match), one append
                 // at a time until one is accepted.
                 progress.next_index = hint_index.min(prev_index).max(progress.match_index + 1);

@@ -123,3 +123,6 @@ pub fn start_in_process(dir: &Path, disk: FaultyDisk) -> (u16, tokio::sync::ones
         .expect("the in-process node starts");
     (port, stop_tx)
 }
+
+pub mod cluster;
+pub mod workload;

@@ -1,0 +1,756 @@
+//! A deterministic in-memory cluster of replica cores: a network that can drop, delay,
+//! duplicate, reorder and cut messages (both ways or one way), a disk per replica that keeps
+//! only what was fsynced (plus, maybe, a prefix of the rest, its last record possibly torn)
+//! when the replica crashes, per-replica clocks with skew, crash and restart. One `u64` seed
+//! decides everything: the same seed gives the same run, and the same trace hash.
+//!
+//! Every step of every replica is followed by the checks of [`crate::invariants`].
+
+use crate::codec;
+use crate::invariants::{Observer, Violation};
+use crate::log::{LogEntry, WalRecord};
+use crate::replica::{
+    ClientId, Input, Message, NodeId, Output, PersistBatch, Replica, ReplicaConfig, Request,
+    Response,
+};
+use crate::rng::Rng;
+use crate::wal::record::{encode_frame, encode_header};
+use crate::wal::recovery::scan_segment;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How the network and the disks behave; the harness changes it while it runs.
+#[derive(Clone, Debug)]
+pub struct Faults {
+    /// Message delay, drawn from this range (milliseconds).
+    pub delay_ms: (u64, u64),
+    pub drop_per_mille: u64,
+    pub duplicate_per_mille: u64,
+    /// Directed links that deliver nothing: (from, to).
+    pub cut: BTreeSet<(NodeId, NodeId)>,
+    /// How long an fsync takes, drawn from this range (milliseconds).
+    pub fsync_ms: (u64, u64),
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            delay_ms: (1, 5),
+            drop_per_mille: 0,
+            duplicate_per_mille: 0,
+            cut: BTreeSet::new(),
+            fsync_ms: (0, 2),
+        }
+    }
+}
+
+/// A replica's disk: one WAL segment, framed as the real WAL frames it, so that recovery runs
+/// the real scanner over what a crash left.
+#[derive(Clone, Default)]
+pub struct SimDisk {
+    bytes: Vec<u8>,
+    synced_len: usize,
+}
+
+impl SimDisk {
+    fn append(&mut self, batch: &PersistBatch) -> usize {
+        if self.bytes.is_empty() {
+            self.bytes.extend_from_slice(&encode_header(0));
+            self.synced_len = self.bytes.len();
+        }
+        let mut records: Vec<WalRecord> = Vec::new();
+        records.extend(batch.hard_state.map(WalRecord::HardState));
+        records.extend(
+            batch
+                .entries
+                .iter()
+                .map(|e| WalRecord::Entry((**e).clone())),
+        );
+        for record in records {
+            let payload = codec::encode_wal_record(&record);
+            let offset = self.bytes.len() as u64;
+            let mut frame = Vec::new();
+            encode_frame(&payload, offset, &mut frame);
+            self.bytes.extend_from_slice(&frame);
+        }
+        self.bytes.len()
+    }
+
+    /// A crash: what was fsynced stays; of the rest, a random prefix may have reached the
+    /// disk, its last sector possibly garbage (a torn write).
+    fn crash(&mut self, rng: &mut Rng) {
+        let unsynced = self.bytes.len() - self.synced_len;
+        let kept = if unsynced == 0 {
+            0
+        } else {
+            rng.below(unsynced as u64 + 1) as usize
+        };
+        self.bytes.truncate(self.synced_len + kept);
+        if kept > 0 && rng.below(2) == 0 {
+            // The last sector written is garbage: only the tail, so that what precedes it is
+            // a clean prefix (out-of-order sectors are a fault of their own, which recovery
+            // refuses rather than guesses at).
+            let at = self.bytes.len() - rng.below(kept.min(16) as u64 + 1) as usize;
+            for byte in &mut self.bytes[at..] {
+                *byte = rng.next_u64() as u8;
+            }
+        }
+    }
+
+    /// Recovery: the records of the valid prefix; a torn tail is cut, as the real WAL does.
+    fn recover(&mut self) -> Result<Vec<WalRecord>, String> {
+        if self.bytes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let scan = scan_segment(&self.bytes, true)
+            .map_err(|(offset, kind)| format!("corrupt WAL at {offset}: {kind:?}"))?;
+        let records = scan
+            .records
+            .iter()
+            .map(|range| codec::decode_wal_record(&self.bytes[range.clone()]))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        self.bytes.truncate(scan.valid_len);
+        self.synced_len = self.bytes.len();
+        Ok(records)
+    }
+}
+
+struct SimNode {
+    id: NodeId,
+    replica: Option<Replica>,
+    disk: SimDisk,
+    /// This replica's clock minus the cluster's (milliseconds).
+    skew_ms: i64,
+    /// Bumped at each crash: events of an earlier life are dropped.
+    life: u64,
+    /// When the fsync in progress ends.
+    fsync_end_ms: u64,
+    /// The next fsync, queued behind it: (start, end). Batches written meanwhile all join it,
+    /// as the real writer's group commit does.
+    fsync_queued: Option<(u64, u64)>,
+}
+
+#[derive(Debug)]
+enum Event {
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        message: Message,
+    },
+    Persisted {
+        node: NodeId,
+        life: u64,
+        seq: u64,
+        synced_len: usize,
+    },
+    Tick {
+        node: NodeId,
+        life: u64,
+    },
+}
+
+/// A reply a replica released to a client.
+#[derive(Clone, Debug)]
+pub struct ClientReply {
+    pub node: NodeId,
+    pub client: ClientId,
+    pub id: u64,
+    pub response: Response,
+    pub at_ms: u64,
+}
+
+pub struct ClusterConfig {
+    pub replicas: usize,
+    pub seed: u64,
+    /// The template for every replica (its `id`, `voters` and `seed` are set per replica).
+    pub replica: ReplicaConfig,
+    /// How often each replica gets a `Tick`; 0: only when the driver says (scripts).
+    pub tick_ms: u64,
+    /// Check the invariants after every step (off only for benchmarks).
+    pub check: bool,
+}
+
+impl ClusterConfig {
+    pub fn new(replicas: usize, seed: u64) -> ClusterConfig {
+        ClusterConfig {
+            replicas,
+            seed,
+            replica: ReplicaConfig {
+                election_timeout_ms: 300,
+                heartbeat_interval_ms: 50,
+                request_timeout_ms: 3_000,
+                ..ReplicaConfig::default()
+            },
+            tick_ms: 10,
+            check: true,
+        }
+    }
+}
+
+pub struct Cluster {
+    pub now_ms: u64,
+    pub faults: Faults,
+    rng: Rng,
+    nodes: Vec<SimNode>,
+    queue: BTreeMap<(u64, u64), Event>,
+    next_event: u64,
+    config: ClusterConfig,
+    pub observer: Observer,
+    /// The first invariant broken, if any (the run stops checking after it).
+    pub violation: Option<Violation>,
+    /// Replies not yet taken by the driver.
+    pub replies: Vec<ClientReply>,
+    /// A hash of every event, in order: the same seed must give the same hash.
+    pub trace_hash: u64,
+    /// Script mode: a line per event, for golden files.
+    pub transcript: Option<Vec<String>>,
+    pub steps: u64,
+}
+
+impl Cluster {
+    pub fn new(config: ClusterConfig) -> Cluster {
+        let mut rng = Rng::new(config.seed);
+        let mut cluster = Cluster {
+            now_ms: 0,
+            faults: Faults::default(),
+            nodes: Vec::new(),
+            queue: BTreeMap::new(),
+            next_event: 0,
+            observer: Observer::default(),
+            violation: None,
+            replies: Vec::new(),
+            trace_hash: 0xcbf2_9ce4_8422_2325,
+            transcript: None,
+            steps: 0,
+            rng: Rng::new(rng.next_u64()),
+            config,
+        };
+        for i in 0..cluster.config.replicas {
+            cluster.nodes.push(SimNode {
+                id: i as NodeId + 1,
+                replica: None,
+                disk: SimDisk::default(),
+                skew_ms: 0,
+                life: 0,
+                fsync_end_ms: 0,
+                fsync_queued: None,
+            });
+        }
+        for id in cluster.ids() {
+            cluster.start(id);
+        }
+        cluster
+    }
+
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    fn node(&mut self, id: NodeId) -> &mut SimNode {
+        &mut self.nodes[id as usize - 1]
+    }
+
+    pub fn replica(&self, id: NodeId) -> Option<&Replica> {
+        self.nodes[id as usize - 1].replica.as_ref()
+    }
+
+    /// The time on `id`'s clock.
+    pub fn clock_of(&self, id: NodeId) -> u64 {
+        let node = &self.nodes[id as usize - 1];
+        (self.now_ms as i64 + node.skew_ms).max(0) as u64
+    }
+
+    pub fn set_skew(&mut self, id: NodeId, skew_ms: i64) {
+        self.node(id).skew_ms = skew_ms;
+    }
+
+    fn schedule(&mut self, at_ms: u64, event: Event) {
+        self.next_event += 1;
+        self.queue.insert((at_ms, self.next_event), event);
+    }
+
+    fn mix(&mut self, values: &[u64]) {
+        for v in values {
+            self.trace_hash = (self.trace_hash ^ v).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn note(&mut self, line: impl FnOnce() -> String) {
+        if let Some(transcript) = self.transcript.as_mut() {
+            transcript.push(line());
+        }
+    }
+
+    /// Starts (or restarts) replica `id` on what its disk holds.
+    pub fn start(&mut self, id: NodeId) {
+        assert!(self.replica(id).is_none(), "replica {id} is running");
+        let voters = self.ids();
+        let seed = self.rng.next_u64();
+        let now_ms = self.clock_of(id);
+        let mut config = self.config.replica.clone();
+        config.id = id;
+        config.voters = voters;
+        config.seed = seed;
+        let records = match self.node(id).disk.recover() {
+            Ok(records) => records,
+            Err(error) => {
+                self.fail(Violation {
+                    property: "recovery",
+                    detail: format!("replica {id} cannot recover its WAL: {error}"),
+                });
+                return;
+            }
+        };
+        let restored = std::panic::catch_unwind(|| Replica::restore(config, now_ms, records));
+        let replica = match restored {
+            Ok(replica) => replica,
+            Err(panic) => {
+                let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+                self.fail(Violation {
+                    property: "replica assertions",
+                    detail: format!("replica {id} panicked while restoring: {message}"),
+                });
+                return;
+            }
+        };
+        let node = self.node(id);
+        node.replica = Some(replica);
+        node.life += 1;
+        node.fsync_end_ms = 0;
+        node.fsync_queued = None;
+        let life = node.life;
+        self.note(|| format!("{id} started"));
+        self.drain(id);
+        if self.config.tick_ms > 0 {
+            let at = self.now_ms + 1 + self.rng.below(self.config.tick_ms);
+            self.schedule(at, Event::Tick { node: id, life });
+        }
+    }
+
+    /// Crashes replica `id`: it loses its memory and every write not fsynced (maybe not all
+    /// of them, and the last may be torn).
+    pub fn crash(&mut self, id: NodeId) {
+        let mut rng = Rng::new(self.rng.next_u64());
+        let node = self.node(id);
+        if node.replica.take().is_none() {
+            return;
+        }
+        node.disk.crash(&mut rng);
+        node.life += 1;
+        self.note(|| format!("{id} crashed"));
+    }
+
+    pub fn is_up(&self, id: NodeId) -> bool {
+        self.replica(id).is_some()
+    }
+
+    /// Cuts every link between the two groups, both ways.
+    pub fn partition(&mut self, a: &[NodeId], b: &[NodeId]) {
+        for &x in a {
+            for &y in b {
+                self.faults.cut.insert((x, y));
+                self.faults.cut.insert((y, x));
+            }
+        }
+    }
+
+    pub fn heal(&mut self) {
+        self.faults.cut.clear();
+    }
+
+    /// Hands requests to replica `id`, as its clients' connections would.
+    pub fn request(&mut self, id: NodeId, requests: Vec<Request>) {
+        self.step(id, Input::Requests(requests));
+    }
+
+    pub fn transfer_leader(&mut self, from: NodeId, to: NodeId) {
+        self.step(from, Input::TransferLeader { to });
+    }
+
+    /// Gives replica `id` a tick at its clock's current time.
+    pub fn tick(&mut self, id: NodeId) {
+        let now_ms = self.clock_of(id);
+        self.step(id, Input::Tick { now_ms });
+    }
+
+    fn fail(&mut self, violation: Violation) {
+        if self.violation.is_none() {
+            self.note(|| format!("VIOLATION {violation}"));
+            self.violation = Some(violation);
+        }
+    }
+
+    fn step(&mut self, id: NodeId, input: Input) {
+        let Some(replica) = self.nodes[id as usize - 1].replica.as_mut() else {
+            return;
+        };
+        self.steps += 1;
+        // A panic (a broken assertion in the core) is a finding like any other: report it
+        // with the seed instead of tearing the whole test down.
+        let stepped =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| replica.step(input)));
+        if let Err(panic) = stepped {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            self.fail(Violation {
+                property: "replica assertions",
+                detail: format!("replica {id} panicked: {message}"),
+            });
+            // Its state is not to be trusted any more: it is gone, like a crashed process.
+            self.nodes[id as usize - 1].replica = None;
+            return;
+        }
+        if self.config.check && self.violation.is_none() {
+            let replica = self.nodes[id as usize - 1].replica.as_ref().unwrap();
+            if let Err(violation) = self.observer.after_step(replica) {
+                self.fail(violation);
+            }
+        }
+        self.drain(id);
+    }
+
+    /// Carries out a replica's outputs.
+    fn drain(&mut self, id: NodeId) {
+        loop {
+            let Some(output) = self.nodes[id as usize - 1]
+                .replica
+                .as_mut()
+                .and_then(|r| r.poll_output())
+            else {
+                return;
+            };
+            match output {
+                Output::Persist(batch) => self.on_persist(id, batch),
+                Output::Send { to, message } => self.on_send(id, to, message),
+                Output::Reply {
+                    client,
+                    id: request_id,
+                    response,
+                } => {
+                    self.mix(&[4, id, client, request_id]);
+                    self.note(|| {
+                        format!("{id} replies to client {client} #{request_id}: {response:?}")
+                    });
+                    self.replies.push(ClientReply {
+                        node: id,
+                        client,
+                        id: request_id,
+                        response,
+                        at_ms: self.now_ms,
+                    });
+                }
+            }
+        }
+    }
+
+    fn on_persist(&mut self, id: NodeId, batch: PersistBatch) {
+        self.mix(&[1, id, batch.seq, batch.entries.len() as u64]);
+        self.note(|| describe_batch(id, &batch));
+        if self.config.check && self.violation.is_none() {
+            let replica = self.nodes[id as usize - 1].replica.as_ref().unwrap();
+            let observer = &mut self.observer;
+            let mut result = Ok(());
+            for entry in &batch.entries {
+                let previous_term = if entry.index == 1 {
+                    0
+                } else {
+                    match replica.entry(entry.index - 1) {
+                        Some(e) => e.term,
+                        None => continue,
+                    }
+                };
+                result = result.and_then(|()| observer.on_persist(id, entry, previous_term));
+            }
+            if let Err(violation) = result {
+                self.fail(violation);
+            }
+        }
+        let fsync_ms = self.draw(self.faults.fsync_ms);
+        let synced_len = self.node(id).disk.append(&batch);
+        let now_ms = self.now_ms;
+        let node = self.node(id);
+        if let Some((start, end)) = node.fsync_queued
+            && start <= now_ms
+        {
+            node.fsync_end_ms = end;
+            node.fsync_queued = None;
+        }
+        let done_at = if now_ms >= node.fsync_end_ms {
+            node.fsync_end_ms = now_ms + fsync_ms;
+            node.fsync_end_ms
+        } else if let Some((_, end)) = node.fsync_queued {
+            end
+        } else {
+            let start = node.fsync_end_ms;
+            node.fsync_queued = Some((start, start + fsync_ms));
+            start + fsync_ms
+        };
+        let life = node.life;
+        self.schedule(
+            done_at,
+            Event::Persisted {
+                node: id,
+                life,
+                seq: batch.seq,
+                synced_len,
+            },
+        );
+    }
+
+    fn draw(&mut self, (low, high): (u64, u64)) -> u64 {
+        low + self.rng.below(high - low + 1)
+    }
+
+    fn on_send(&mut self, from: NodeId, to: NodeId, message: Message) {
+        self.mix(&[2, from, to, message.term()]);
+        if self.faults.cut.contains(&(from, to)) {
+            self.note(|| format!("{from}->{to} cut: {}", describe_message(&message)));
+            return;
+        }
+        if self.faults.drop_per_mille > 0 && self.rng.below(1000) < self.faults.drop_per_mille {
+            return;
+        }
+        let copies = if self.faults.duplicate_per_mille > 0
+            && self.rng.below(1000) < self.faults.duplicate_per_mille
+        {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let delay = self.draw(self.faults.delay_ms);
+            self.schedule(
+                self.now_ms + delay,
+                Event::Deliver {
+                    from,
+                    to,
+                    message: message.clone(),
+                },
+            );
+        }
+    }
+
+    /// Runs the next event, if any is due at or before `until_ms`. False when none is.
+    pub fn step_event(&mut self, until_ms: u64) -> bool {
+        let Some((&(at_ms, _), _)) = self.queue.first_key_value() else {
+            return false;
+        };
+        if at_ms > until_ms {
+            return false;
+        }
+        let ((at_ms, _), event) = self.queue.pop_first().unwrap();
+        self.now_ms = self.now_ms.max(at_ms);
+        match event {
+            Event::Deliver { from, to, message } => {
+                if !self.is_up(to) {
+                    return true;
+                }
+                self.mix(&[3, from, to, self.now_ms]);
+                self.note(|| format!("{from}->{to} {}", describe_message(&message)));
+                self.step(to, Input::Message { from, message });
+            }
+            Event::Persisted {
+                node,
+                life,
+                seq,
+                synced_len,
+            } => {
+                if self.node(node).life != life {
+                    return true;
+                }
+                let disk = &mut self.node(node).disk;
+                disk.synced_len = disk.synced_len.max(synced_len);
+                self.mix(&[5, node, seq]);
+                self.note(|| format!("{node} persisted batch {seq}"));
+                self.step(node, Input::Persisted { seq });
+            }
+            Event::Tick { node, life } => {
+                if self.node(node).life != life {
+                    return true;
+                }
+                self.mix(&[6, node]);
+                self.tick(node);
+                let at = self.now_ms + self.config.tick_ms;
+                self.schedule(at, Event::Tick { node, life });
+            }
+        }
+        true
+    }
+
+    /// Runs every event due up to `until_ms`, then sets the time to it.
+    pub fn run_until(&mut self, until_ms: u64) {
+        while self.step_event(until_ms) {}
+        self.now_ms = self.now_ms.max(until_ms);
+    }
+
+    /// Runs until no event is left (scripts, where nothing ticks on its own). Bounded, since
+    /// a bug could make replicas talk forever.
+    pub fn stabilize(&mut self) {
+        let mut budget = 100_000;
+        while budget > 0 && self.step_event(u64::MAX) {
+            budget -= 1;
+        }
+        assert!(budget > 0, "the cluster did not go quiet");
+    }
+
+    /// The leader a majority follows, if any: the newest term's leader, if a majority of
+    /// running replicas know it.
+    pub fn stable_leader(&self) -> Option<NodeId> {
+        let leader = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.replica.as_ref())
+            .filter(|r| r.role() == crate::replica::Role::Leader)
+            .max_by_key(|r| r.term())?;
+        let following = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.replica.as_ref())
+            .filter(|r| r.term() == leader.term() && r.leader() == Some(leader.id()))
+            .count();
+        (following > self.nodes.len() / 2).then_some(leader.id())
+    }
+
+    /// Requests taken by running replicas and not answered yet.
+    pub fn pending_requests(&self) -> usize {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.replica.as_ref())
+            .map(|r| r.pending_requests())
+            .sum()
+    }
+
+    /// One line per replica: role, term, vote, leader, log end and commit; for failure reports.
+    pub fn describe(&self) -> String {
+        let mut lines = Vec::new();
+        for node in &self.nodes {
+            match &node.replica {
+                None => lines.push(format!("{}: down", node.id)),
+                Some(r) => lines.push(format!(
+                    "{}: {:?} term={} vote={:?} leader={:?} last={}/{} commit={} applied={} persisted={} pending={}",
+                    node.id,
+                    r.role(),
+                    r.term(),
+                    r.hard_state().vote,
+                    r.leader(),
+                    r.last_index(),
+                    r.entry(r.last_index()).map_or(0, |e| e.term),
+                    r.commit_index(),
+                    r.applied_index(),
+                    r.persisted_index(),
+                    r.pending_requests(),
+                )),
+            }
+        }
+        lines.join("\n    ")
+    }
+
+    /// The entries of `id`'s log, for checks at the end of a run.
+    pub fn log_of(&self, id: NodeId) -> Vec<LogEntry> {
+        let Some(replica) = self.replica(id) else {
+            return Vec::new();
+        };
+        (replica.first_index()..=replica.last_index())
+            .filter_map(|i| replica.entry(i).map(|e| (**e).clone()))
+            .collect()
+    }
+}
+
+fn describe_batch(id: NodeId, batch: &PersistBatch) -> String {
+    let mut line = format!("{id} persists batch {}:", batch.seq);
+    if let Some(hard) = batch.hard_state {
+        line += &format!(" term={} vote={:?}", hard.term, hard.vote);
+    }
+    if !batch.entries.is_empty() {
+        line += &format!(" entries={}", describe_entries(&batch.entries));
+    }
+    line
+}
+
+fn describe_entries(entries: &[std::sync::Arc<LogEntry>]) -> String {
+    let parts: Vec<String> = entries
+        .iter()
+        .map(|e| format!("{}/{}:{}", e.index, e.term, describe_payload(&e.payload)))
+        .collect();
+    format!("[{}]", parts.join(" "))
+}
+
+fn describe_payload(payload: &crate::log::EntryPayload) -> String {
+    use crate::log::EntryPayload;
+    match payload {
+        EntryPayload::Noop => "noop".into(),
+        EntryPayload::Command { argv, .. } => argv
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect::<Vec<_>>()
+            .join(" "),
+        EntryPayload::Transaction { commands, .. } => format!("multi({})", commands.len()),
+        EntryPayload::Expire { keys } => format!("expire({})", keys.len()),
+    }
+}
+
+/// One line per message, for transcripts.
+pub fn describe_message(message: &Message) -> String {
+    use crate::replica::AppendOutcome;
+    match message {
+        Message::PreVote {
+            term,
+            last_index,
+            last_term,
+        } => format!("PreVote term={term} last={last_index}/{last_term}"),
+        Message::PreVoteReply { term, granted } => {
+            format!("PreVoteReply term={term} granted={granted}")
+        }
+        Message::Vote {
+            term,
+            last_index,
+            last_term,
+            transfer,
+        } => format!(
+            "Vote term={term} last={last_index}/{last_term}{}",
+            if *transfer { " transfer" } else { "" }
+        ),
+        Message::VoteReply { term, granted } => format!("VoteReply term={term} granted={granted}"),
+        Message::Append {
+            term,
+            prev_index,
+            prev_term,
+            entries,
+            commit,
+            read_round,
+        } => format!(
+            "Append term={term} prev={prev_index}/{prev_term} commit={commit} round={read_round} entries={}",
+            describe_entries(entries)
+        ),
+        Message::AppendReply {
+            term,
+            outcome,
+            read_round,
+        } => match outcome {
+            AppendOutcome::Accepted { match_index } => {
+                format!("AppendReply term={term} accepted match={match_index} round={read_round}")
+            }
+            AppendOutcome::Rejected {
+                prev_index,
+                hint_index,
+            } => format!(
+                "AppendReply term={term} rejected prev={prev_index} hint={hint_index} round={read_round}"
+            ),
+        },
+        Message::TimeoutNow { term } => format!("TimeoutNow term={term}"),
+        Message::ReadIndex { term, ctx } => format!("ReadIndex term={term} ctx={ctx}"),
+        Message::ReadIndexReply { term, ctx, index } => {
+            format!("ReadIndexReply term={term} ctx={ctx} index={index:?}")
+        }
+        Message::Forward { term, proposals } => {
+            let parts: Vec<String> = proposals
+                .iter()
+                .map(|p| describe_payload(&p.payload))
+                .collect();
+            format!("Forward term={term} [{}]", parts.join(", "))
+        }
+    }
+}
