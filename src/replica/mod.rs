@@ -409,7 +409,12 @@ impl Replica {
             self.issue_batch();
         }
         if self.role == Role::Leader {
-            self.replicate_to_all(false);
+            // A commit index followers have not heard of goes out now, not at the next
+            // heartbeat: they apply sooner, and answer the writes they forwarded sooner.
+            let leader = self.leader_state.as_mut().unwrap();
+            let announce = self.commit_index > leader.commit_announced;
+            leader.commit_announced = self.commit_index;
+            self.replicate_to_all(announce);
         }
         self.release_gated();
     }

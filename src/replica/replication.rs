@@ -30,6 +30,8 @@ pub(super) struct LeaderState {
     pub check_quorum_due_ms: u64,
     /// Leader transfer in progress: to whom, until when.
     pub transfer: Option<(NodeId, u64)>,
+    /// The newest commit index sent to every follower.
+    pub commit_announced: u64,
 }
 
 impl LeaderState {
@@ -54,6 +56,7 @@ impl LeaderState {
             heartbeat_due_ms: now_ms,
             check_quorum_due_ms: now_ms + election_ms,
             transfer: None,
+            commit_announced: 0,
         }
     }
 }

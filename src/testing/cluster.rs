@@ -209,6 +209,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(config: ClusterConfig) -> Cluster {
+        Cluster::new_with(config, |_| {})
+    }
+
+    /// A cluster set up by `prepare` (faults, transcript) before its replicas start.
+    pub fn new_with(config: ClusterConfig, prepare: impl FnOnce(&mut Cluster)) -> Cluster {
         let mut rng = Rng::new(config.seed);
         let mut cluster = Cluster {
             now_ms: 0,
@@ -236,10 +241,19 @@ impl Cluster {
                 fsync_queued: None,
             });
         }
+        prepare(&mut cluster);
         for id in cluster.ids() {
             cluster.start(id);
         }
         cluster
+    }
+
+    /// The transcript lines since the last call.
+    pub fn take_transcript(&mut self) -> Vec<String> {
+        self.transcript
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     pub fn ids(&self) -> Vec<NodeId> {
