@@ -5,6 +5,8 @@
 #
 # Knobs (environment):
 #   QUORUM_FUZZ_SECONDS  seconds per fuzz target (default 30; 0 skips fuzzing)
+#   QUORUM_CORE_CASES    seeded chaos runs of the in-memory cluster (default 300)
+#   QUORUM_MUTATIONS     0 skips the mutation check (one rebuild per planted bug)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +38,10 @@ cargo test --locked --all-targets
 # `--cfg madsim` (the `simtest` alias: own target dir) so the simulation can drive it.
 echo "== simulation build (cargo simtest --no-run)"
 cargo simtest --locked --no-run
+if [ "${QUORUM_MUTATIONS:-1}" != 0 ]; then
+  echo "== mutation check (ci/mutations.sh; QUORUM_MUTATIONS=0 skips)"
+  ci/mutations.sh
+fi
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
   echo "== fuzz, ${FUZZ_SECONDS}s per target"
   ci/fuzz.sh "$FUZZ_SECONDS"

@@ -10,7 +10,19 @@
 use quorum::testing::workload::{ScenarioConfig, run_scenario};
 
 /// (replicas, seed) of runs that once failed, fixed since; they run on every `cargo test`.
-const REGRESSIONS: &[(usize, u64)] = &[];
+const REGRESSIONS: &[(usize, u64)] = &[
+    // The end-of-run durability check read a just-restarted leader's log before it committed
+    // anything (its commit index starts at 0), and reported an acknowledged write missing.
+    (3, 3664),
+    // A stale read: a follower restarted while its ReadIndex ask was in flight; the answer to
+    // the old ask (an older index) matched the new life's first ask, which numbered from 1
+    // again. Ask numbers now start at random at each start.
+    (5, 248),
+    // A leader re-elected in a newer term got the answer to one of its appends of an older
+    // term, which the follower had refused for its term with a zero hint; the leader took the
+    // zero for a hint and underflowed. Such answers are now a variant of their own.
+    (3, 157),
+];
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)

@@ -461,3 +461,28 @@ fn error_replies_never_carry_line_breaks_from_client_input() {
         "the stream is still in sync"
     );
 }
+
+#[test]
+fn wait_answers_as_a_master_without_replicas() {
+    // A single node has no other replica: WAIT answers 0, at once when 0 are asked for, after
+    // the timeout otherwise, as Redis does on a master with no replicas.
+    let node = Node::start(&temp_dir("wait"));
+    let mut raw = node.raw();
+    raw.cmd(&["SET", "k", "v"]);
+    assert_eq!(raw.cmd(&["WAIT", "0", "0"]), Frame::Integer(0));
+    let started = std::time::Instant::now();
+    assert_eq!(raw.cmd(&["WAIT", "1", "200"]), Frame::Integer(0));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+    assert_eq!(
+        raw.cmd(&["WAIT", "1", "-1"]),
+        Frame::error("ERR timeout is negative")
+    );
+    assert_eq!(
+        raw.cmd(&["WAIT", "x", "0"]),
+        Frame::error("ERR value is not an integer or out of range")
+    );
+    assert_eq!(
+        raw.cmd(&["WAIT", "1"]),
+        Frame::error("ERR wrong number of arguments for 'wait' command")
+    );
+}

@@ -15,7 +15,9 @@
 //! - `step N`: deliver the next N events only.
 //! - `put ID KEY VALUE`, `get ID KEY`: a client's SET or GET at replica ID.
 //! - `partition A B / C`: cut every link between the groups; `cut A B`: one way; `heal`.
-//! - `crash ID`, `restart ID`, `transfer FROM TO`, `status`.
+//! - `wait ID N TIMEOUT`: a client's WAIT at replica ID.
+//! - `crash ID`, `wipe ID` (crash and lose the disk), `restart ID`, `transfer FROM TO`,
+//!   `status`.
 
 use quorum::command::Command;
 use quorum::replica::{NodeId, Op, Request};
@@ -87,15 +89,23 @@ impl Driver {
                     self.cluster().step_event(u64::MAX);
                 }
             }
-            "put" | "get" => {
+            "put" | "get" | "wait" => {
                 let id = ids(&args[..1])[0];
-                let mut argv = vec![if *command == "put" { "SET" } else { "GET" }];
+                let name = match *command {
+                    "put" => "SET",
+                    "get" => "GET",
+                    _ => "WAIT",
+                };
+                let mut argv = vec![name];
                 argv.extend(&args[1..]);
                 self.next_client += 1;
-                let request = Request {
-                    client: self.next_client,
-                    id: 1,
-                    op: Op::Command {
+                let op = if name == "WAIT" {
+                    Op::Wait {
+                        replicas: args[1].parse().unwrap(),
+                        timeout_ms: args[2].parse().unwrap(),
+                    }
+                } else {
+                    Op::Command {
                         db: 0,
                         cmd: Command::parse(
                             argv.iter()
@@ -103,7 +113,12 @@ impl Driver {
                                 .collect(),
                         )
                         .unwrap(),
-                    },
+                    }
+                };
+                let request = Request {
+                    client: self.next_client,
+                    id: 1,
+                    op,
                 };
                 self.cluster().request(id, vec![request]);
             }
@@ -118,6 +133,7 @@ impl Driver {
             }
             "heal" => self.cluster().heal(),
             "crash" => self.cluster().crash(ids(args)[0]),
+            "wipe" => self.cluster().wipe(ids(args)[0]),
             "restart" => self.cluster().start(ids(args)[0]),
             "transfer" => {
                 let pair = ids(args);

@@ -362,17 +362,17 @@ impl Replica {
         self.check_waits();
     }
 
-    /// How many other replicas are known to hold the log up to `index`.
-    fn replicas_holding(&self, index: u64) -> u64 {
+    /// How many other replicas are known to hold the log up to `index`, and whether waiting
+    /// can raise that count.
+    fn replicas_holding(&self, index: u64) -> (u64, bool) {
         match &self.leader_state {
-            Some(leader) => leader
-                .peers
-                .values()
-                .filter(|p| p.match_index >= index)
-                .count() as u64,
-            // A follower knows only that a committed entry is on a majority.
-            None if index <= self.commit_index => (self.majority() - 1) as u64,
-            None => 0,
+            Some(leader) => {
+                let holding = leader.peers.values().filter(|p| p.match_index >= index);
+                (holding.count() as u64, true)
+            }
+            // A follower knows only what a commit guarantees: the connection's writes were
+            // answered, so committed, so on a majority.
+            None => ((self.majority() - 1) as u64, false),
         }
     }
 
@@ -383,9 +383,9 @@ impl Replica {
         }
         let waits = std::mem::take(&mut self.clients.waits);
         for wait in waits {
-            let holding = self.replicas_holding(wait.target_index);
+            let (holding, may_grow) = self.replicas_holding(wait.target_index);
             let timed_out = wait.deadline_ms.is_some_and(|d| d <= self.now_ms);
-            if holding >= wait.replicas || timed_out {
+            if holding >= wait.replicas || timed_out || !may_grow {
                 self.reply(
                     wait.client,
                     wait.id,

@@ -81,6 +81,10 @@ pub enum AppendOutcome {
     /// `hint_index` (fast back-off: the first index of the conflicting term, or the end of
     /// the follower's log).
     Rejected { prev_index: u64, hint_index: u64 },
+    /// The append came from an older term than the follower's (the reply's term): its sender
+    /// must step down. A leader of the reply's term (the same replica, elected again since)
+    /// ignores it.
+    StaleTerm,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

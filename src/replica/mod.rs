@@ -289,6 +289,8 @@ impl Replica {
         keyspace.limits = config.keyspace_limits;
         let mut election_rng = Rng::new(config.seed ^ 0x656c_6563_7469_6f6e);
         let incarnation = election_rng.next_u64();
+        let mut reads = reads::Reads::default();
+        reads.next_ctx = election_rng.next_u64() >> 1;
         let mut replica = Replica {
             rng: Rng::new(config.seed),
             election_rng,
@@ -316,7 +318,7 @@ impl Replica {
             gated: VecDeque::new(),
             persist_retry: false,
             clients: clients::Clients::default(),
-            reads: reads::Reads::default(),
+            reads,
             applied_origins: BTreeMap::new(),
             expiry_in_flight: None,
             to_forward: Vec::new(),

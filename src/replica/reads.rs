@@ -46,7 +46,9 @@ pub(super) struct Reads {
     /// The newest round started; every append carries it.
     pub round_started: u64,
     asks: BTreeMap<u64, Ask>,
-    next_ctx: u64,
+    /// Starts at a random number at each start: an answer to an ask of an earlier life of
+    /// this replica (still in flight when it crashed) must not match a new ask.
+    pub next_ctx: u64,
     /// (index, read): served once the index is applied.
     ready: BTreeSet<(u64, u64)>,
 }

@@ -122,10 +122,7 @@ impl Replica {
         if term < self.hard.term {
             // A stale leader: tell it the term, so it steps down.
             let term = self.hard.term;
-            let outcome = AppendOutcome::Rejected {
-                prev_index,
-                hint_index: 0,
-            };
+            let outcome = AppendOutcome::StaleTerm;
             self.send(
                 from,
                 Message::AppendReply {
@@ -249,9 +246,10 @@ impl Replica {
                 }
                 if hint_index <= progress.match_index {
                     // The follower lacks entries it acknowledged as durable: its disk lost
-                    // them, which the fault model excludes. Nothing sent now can help; the
-                    // heartbeats keep probing, at their pace rather than in a storm.
-                    return;
+                    // them (or this answer is older than its acknowledgements). Believe the
+                    // hint: lowering a match never lowers the commit index, and the repair
+                    // then converges instead of probing the same index forever.
+                    progress.match_index = hint_index - 1;
                 }
                 // Try again from the hint (never before what is known to match), one append
                 // at a time until one is accepted.
@@ -259,6 +257,7 @@ impl Replica {
                 progress.in_flight.clear();
                 self.send_appends(from, false);
             }
+            AppendOutcome::StaleTerm => {}
         }
         self.check_read_rounds();
     }

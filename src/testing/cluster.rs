@@ -354,6 +354,15 @@ impl Cluster {
         self.note(|| format!("{id} crashed"));
     }
 
+    /// Crashes replica `id` and wipes its disk: a replaced machine. This is outside the fault
+    /// model the invariants assume (it loses acknowledged copies); scripts use it to show how
+    /// the leader repairs such a replica.
+    pub fn wipe(&mut self, id: NodeId) {
+        self.crash(id);
+        self.node(id).disk = SimDisk::default();
+        self.note(|| format!("{id} disk wiped"));
+    }
+
     pub fn is_up(&self, id: NodeId) -> bool {
         self.replica(id).is_some()
     }
@@ -753,6 +762,7 @@ pub fn describe_message(message: &Message) -> String {
             } => format!(
                 "AppendReply term={term} rejected prev={prev_index} hint={hint_index} round={read_round}"
             ),
+            AppendOutcome::StaleTerm => format!("AppendReply term={term} stale-term"),
         },
         Message::TimeoutNow { term } => format!("TimeoutNow term={term}"),
         Message::ReadIndex { term, ctx } => format!("ReadIndex term={term} ctx={ctx}"),
