@@ -32,7 +32,9 @@ pub(super) struct PendingWrite {
     pub client: ClientId,
     pub id: u64,
     pub deadline_ms: u64,
-    pub payload: EntryPayload,
+    /// Kept to send it again; `None` once a single voter appended it (nobody else could
+    /// ever need it).
+    pub payload: Option<EntryPayload>,
     /// When it was last proposed or forwarded; `None` when it waits to be (again).
     pub sent_at_ms: Option<u64>,
     /// Whether it ever left this replica's hands: if so, its outcome may be unknown.
@@ -144,7 +146,7 @@ impl Clients {
                 client,
                 id,
                 deadline_ms,
-                payload,
+                payload: Some(payload),
                 sent_at_ms: None,
                 ever_sent: false,
             },
@@ -316,7 +318,14 @@ impl Replica {
         let write = self.clients.writes.get_mut(&seq).unwrap();
         write.sent_at_ms = Some(self.now_ms);
         write.ever_sent = true;
-        let payload = write.payload.clone();
+        let payload = if self.config.voters.len() == 1 {
+            write.payload.take()
+        } else {
+            write.payload.clone()
+        };
+        let Some(payload) = payload else {
+            return; // A single voter's write, in its log already.
+        };
         let origin = Origin {
             node: self.config.id,
             incarnation: self.incarnation,

@@ -663,19 +663,25 @@ impl Replica {
         #[cfg(feature = "bug-apply-before-commit")]
         let applicable = self.log.last_index();
         while self.applied_index < applicable {
-            let entry = self.log.get(self.applied_index + 1).unwrap().clone();
-            self.apply(&entry);
+            let index = self.applied_index + 1;
+            let shared = self.log.get(index).unwrap().clone();
+            let entry = if self.is_single_voter() {
+                // Nobody else needs an applied entry: drop the log's copy first, so the
+                // entry is usually taken whole rather than cloned (the WAL writer has let go
+                // of its copy by now).
+                self.log.compact_to(index);
+                Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone())
+            } else {
+                (*shared).clone()
+            };
+            self.apply(entry);
         }
         self.after_client_replies();
         self.serve_ready_reads();
         self.on_applied_for_wait();
-        if self.is_single_voter() {
-            // Nobody else needs applied entries: keep memory flat.
-            self.log.compact_to(self.applied_index);
-        }
     }
 
-    fn apply(&mut self, entry: &LogEntry) {
+    fn apply(&mut self, entry: LogEntry) {
         assert_eq!(
             entry.index,
             self.applied_index + 1,
@@ -700,13 +706,13 @@ impl Replica {
         }
         // Writes that draw randomness (SPOP) draw it from the entry, so every replica agrees.
         let mut rng = Rng::new(entry.index ^ 0x5157_4f52_554d);
-        let reply = match &entry.payload {
+        let reply = match entry.payload {
             EntryPayload::Noop => None,
             EntryPayload::Command { db, argv } => {
-                let frame = match Command::parse(argv.clone()) {
+                let frame = match Command::parse(argv) {
                     Ok(cmd) => {
                         let ctx = ExecContext {
-                            db: db_index(*db),
+                            db: db_index(db),
                             now_ms: entry.ts_ms,
                             version: entry.index,
                         };
@@ -717,10 +723,10 @@ impl Replica {
                 Some(frame)
             }
             EntryPayload::Transaction { watches, commands } => {
-                Some(self.run_transaction(watches, commands.clone(), entry.ts_ms, entry.index))
+                Some(self.run_transaction(&watches, commands, entry.ts_ms, entry.index))
             }
             EntryPayload::Expire { keys } => {
-                let deleted = self.keyspace.apply_expiry(keys, entry.ts_ms);
+                let deleted = self.keyspace.apply_expiry(&keys, entry.ts_ms);
                 self.stats.expired_keys += deleted as u64;
                 if self.expiry_in_flight == Some(entry.index) {
                     self.expiry_in_flight = None;

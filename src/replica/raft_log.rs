@@ -92,3 +92,54 @@ impl RaftLog {
         self.entries.iter()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::EntryPayload;
+
+    fn log_of_terms(terms: &[u64]) -> RaftLog {
+        let mut log = RaftLog::default();
+        for (i, &term) in terms.iter().enumerate() {
+            log.push(Arc::new(LogEntry {
+                index: i as u64 + 1,
+                term,
+                ts_ms: 0,
+                origin: None,
+                payload: EntryPayload::Noop,
+            }));
+        }
+        log
+    }
+
+    #[test]
+    fn the_back_off_hint_is_the_first_index_of_the_conflicting_term() {
+        let log = log_of_terms(&[1, 1, 2, 2, 2, 4]);
+        assert_eq!(log.first_index_of_term_at(5), 3);
+        assert_eq!(log.first_index_of_term_at(2), 1);
+        assert_eq!(log.first_index_of_term_at(6), 6);
+        assert_eq!(log.term_at(0), Some(0));
+        assert_eq!(log.term_at(7), None);
+    }
+
+    #[test]
+    fn truncation_and_compaction_keep_indexes() {
+        let mut log = log_of_terms(&[1, 1, 2, 2]);
+        log.truncate_from(3);
+        assert_eq!((log.last_index(), log.last_term()), (2, 1));
+        log.compact_to(1);
+        assert_eq!(log.first_index(), 2);
+        assert_eq!(
+            log.term_at(1),
+            Some(1),
+            "the compacted entry's term is kept"
+        );
+        assert!(log.get(1).is_none());
+        assert_eq!(log.slice(2, 2).len(), 1);
+        assert_eq!(
+            log.first_index_of_term_at(2),
+            2,
+            "never before what is held"
+        );
+    }
+}

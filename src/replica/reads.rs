@@ -60,6 +60,14 @@ impl Replica {
             self.serve_read(request);
             return;
         }
+        if self.is_single_voter() && self.leader_committed_in_term() {
+            // Read-index with a majority of one: the commit index is current (this term's
+            // no-op is committed), it is applied (a single voter applies as it commits), and
+            // the confirming round is this replica alone. Serve now.
+            debug_assert_eq!(self.applied_index, self.commit_index);
+            self.serve_read(request);
+            return;
+        }
         let reads = &mut self.reads;
         reads.next_no += 1;
         let no = reads.next_no;
