@@ -90,3 +90,109 @@ mod tests {
         assert_eq!(encode_wal_record(&hard_state), vec![1, 3, 1, 2]);
     }
 }
+
+/// The version of the peer protocol (handshake and messages). A node refuses a peer that
+/// speaks another, with a log line naming both.
+pub const PEER_PROTOCOL_VERSION: u32 = 1;
+
+/// The first bytes on every peer connection, before the version.
+pub const PEER_MAGIC: &[u8; 8] = b"QRMPEER\0";
+
+/// The most bytes one peer frame may declare; more closes the connection before anything is
+/// allocated.
+pub const PEER_FRAME_BYTES_MAX: usize = 1 << 30;
+
+/// The handshake of a peer connection (see `node::peer`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Handshake {
+    /// The dialing node introduces itself.
+    Hello {
+        cluster_id: u64,
+        from: u64,
+        to: u64,
+        nonce: u64,
+    },
+    /// The accepting node's answer: its nonce, and its proof that it knows the secret (a MAC
+    /// of both nonces and both ids; empty when the cluster has no secret).
+    Challenge { nonce: u64, proof: Vec<u8> },
+    /// The dialing node's proof.
+    Proof { proof: Vec<u8> },
+    /// Why the connection is refused.
+    Refused { reason: String },
+}
+
+pub fn encode_handshake(handshake: &Handshake) -> Vec<u8> {
+    let mut out = PEER_MAGIC.to_vec();
+    out.extend_from_slice(&PEER_PROTOCOL_VERSION.to_le_bytes());
+    postcard::to_extend(handshake, out).expect("encoding to a Vec cannot fail")
+}
+
+#[derive(Debug, Error, PartialEq)]
+pub enum HandshakeError {
+    #[error("not a quorum peer (no protocol magic)")]
+    Garbage,
+    #[error("the peer speaks protocol version {0}; this node speaks {PEER_PROTOCOL_VERSION}")]
+    Version(u32),
+    #[error("undecodable handshake: {0}")]
+    Decode(String),
+}
+
+pub fn decode_handshake(bytes: &[u8]) -> Result<Handshake, HandshakeError> {
+    if bytes.len() < 12 || &bytes[..8] != PEER_MAGIC {
+        return Err(HandshakeError::Garbage);
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    if version != PEER_PROTOCOL_VERSION {
+        return Err(HandshakeError::Version(version));
+    }
+    postcard::from_bytes(&bytes[12..]).map_err(|e| HandshakeError::Decode(e.to_string()))
+}
+
+pub fn encode_message(message: &crate::replica::Message) -> Vec<u8> {
+    postcard::to_allocvec(message).expect("encoding to a Vec cannot fail")
+}
+
+pub fn decode_message(bytes: &[u8]) -> Result<crate::replica::Message, postcard::Error> {
+    postcard::from_bytes(bytes)
+}
+
+/// Frames a peer payload: `len u32 LE | crc32 u32 LE | payload`.
+pub fn encode_peer_frame(payload: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+#[cfg(test)]
+mod peer_tests {
+    use super::*;
+    use crate::replica::{AppendOutcome, Message};
+
+    #[test]
+    fn handshakes_and_messages_round_trip_and_refuse_strangers() {
+        let hello = Handshake::Hello {
+            cluster_id: 9,
+            from: 1,
+            to: 2,
+            nonce: 77,
+        };
+        let bytes = encode_handshake(&hello);
+        assert_eq!(decode_handshake(&bytes), Ok(hello));
+        let mut other_version = bytes.clone();
+        other_version[8] = 9;
+        assert_eq!(
+            decode_handshake(&other_version),
+            Err(HandshakeError::Version(9))
+        );
+        assert_eq!(
+            decode_handshake(b"GET / HTTP/1.1\r\n"),
+            Err(HandshakeError::Garbage)
+        );
+        let message = Message::AppendReply {
+            term: 3,
+            outcome: AppendOutcome::Accepted { match_index: 12 },
+            read_round: 4,
+        };
+        assert_eq!(decode_message(&encode_message(&message)).unwrap(), message);
+    }
+}

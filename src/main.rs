@@ -19,7 +19,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Commands {
-    /// Run a node (for now, a cluster of one): RESP on --port, data in --dir.
+    /// Run a node: RESP on --port, data in --dir; with --cluster, one of a cluster.
     Node {
         #[arg(long, default_value_t = 6379)]
         port: u16,
@@ -43,6 +43,25 @@ enum Commands {
         /// one thread, as Redis does; 0 means one per core.
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Every node's client address, in the same order on every node
+        /// (`127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003`); a node's id is its position. The
+        /// peer (bus) port is each client port + 10000. Without it: a cluster of one.
+        #[arg(long, value_delimiter = ',')]
+        cluster: Vec<String>,
+        /// A file holding the cluster's secret: peers must prove they know it (it never
+        /// travels). Without it, any node that knows the member list may join.
+        #[arg(long)]
+        cluster_secret_file: Option<PathBuf>,
+    },
+    /// Start a local cluster: `--nodes` `quorum node` processes on consecutive ports from
+    /// `--port`, data in DIR/1, DIR/2, ...; Ctrl-C stops them all.
+    Cluster {
+        #[arg(long, default_value_t = 3)]
+        nodes: u16,
+        #[arg(long, default_value_t = 7001)]
+        port: u16,
+        #[arg(long, default_value = "quorum-data")]
+        dir: PathBuf,
     },
     /// Inspect a node's WAL: segments, records, torn tail, corruption. Changes nothing
     /// unless --fix, which backs up the last segment and cuts a torn tail (never anything else).
@@ -78,8 +97,19 @@ fn main() -> ExitCode {
             client_query_buffer_limit,
             wal_segment_bytes_max,
             threads,
+            cluster,
+            cluster_secret_file,
         } => {
+            let cluster_secret = match cluster_secret_file.map(std::fs::read).transpose() {
+                Ok(secret) => secret.map(|s| s.trim_ascii().to_vec()),
+                Err(error) => {
+                    eprintln!("quorum: cannot read the cluster secret file: {error}");
+                    return ExitCode::from(1);
+                }
+            };
             let config = NodeConfig {
+                cluster,
+                cluster_secret,
                 bind,
                 port,
                 dir,
@@ -106,6 +136,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Commands::Cluster { nodes, port, dir } => run_cluster(nodes, port, &dir),
         Commands::CheckWal {
             dir,
             fix,
@@ -170,4 +201,69 @@ fn check_wal(dir: PathBuf, fix: bool, truncate_at_corruption: bool) -> ExitCode 
     } else {
         ExitCode::from(1)
     }
+}
+
+/// `quorum cluster`: starts the nodes as child processes and stops them on Ctrl-C.
+fn run_cluster(nodes: u16, port: u16, dir: &std::path::Path) -> ExitCode {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(error) => {
+            eprintln!("quorum: cannot find this executable: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let members: Vec<String> = (0..nodes).map(|i| format!("127.0.0.1:{}", port + i)).collect();
+    let mut children = Vec::new();
+    for (i, member) in members.iter().enumerate() {
+        let node_port = port + i as u16;
+        let node_dir = dir.join((i + 1).to_string());
+        let child = std::process::Command::new(&exe)
+            .arg("node")
+            .arg("--port")
+            .arg(node_port.to_string())
+            .arg("--dir")
+            .arg(&node_dir)
+            .arg("--cluster")
+            .arg(members.join(","))
+            .spawn();
+        match child {
+            Ok(child) => {
+                println!(
+                    "node {} at {member} (peer port {}), pid {}, data in {}",
+                    i + 1,
+                    node_port + node::PEER_PORT_OFFSET,
+                    child.id(),
+                    node_dir.display()
+                );
+                children.push(child);
+            }
+            Err(error) => {
+                eprintln!("quorum: cannot start node {}: {error}", i + 1);
+                for mut child in children {
+                    let _ = child.kill();
+                }
+                return ExitCode::from(1);
+            }
+        }
+    }
+    println!("connect with: redis-cli -p {port}   (any node works; Ctrl-C stops the cluster)");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("start the tokio runtime");
+    runtime.block_on(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    for child in &mut children {
+        // SIGTERM first, so each node stops cleanly; then make sure.
+        let _ = std::process::Command::new("kill")
+            .arg(child.id().to_string())
+            .status();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    ExitCode::SUCCESS
 }

@@ -11,6 +11,7 @@
 //! The timer (an interval at `hz`) is one more event source.
 
 mod conn;
+pub mod peer;
 pub mod server;
 pub mod wal_writer;
 
@@ -38,6 +39,88 @@ pub struct NodeConfig {
     pub segment_bytes_max: u64,
     /// Event loop frequency for timers and active expiry, as Redis's `hz`.
     pub hz: u32,
+    /// Every node's client address (`host:port`), this one included, in the same order on
+    /// every node: a node's id is its position (from 1). Empty: a cluster of one.
+    pub cluster: Vec<String>,
+    /// The cluster's shared secret: peers must prove they know it.
+    pub cluster_secret: Option<Vec<u8>>,
+}
+
+/// A node's peer (bus) port: its client port + 10000, as Redis Cluster's.
+pub const PEER_PORT_OFFSET: u16 = 10_000;
+
+/// Where this node is in its cluster.
+#[derive(Clone, Debug)]
+pub struct Membership {
+    pub id: u64,
+    pub voters: Vec<u64>,
+    /// Every other node's peer address.
+    pub peers: BTreeMap<u64, SocketAddr>,
+    pub cluster_id: u64,
+}
+
+/// Finds this node in `--cluster` by its bind address and port, and the peers' bus addresses.
+pub fn membership(config: &NodeConfig) -> Result<Membership, String> {
+    use std::net::ToSocketAddrs;
+    if config.cluster.is_empty() {
+        return Ok(Membership {
+            id: 1,
+            voters: vec![1],
+            peers: BTreeMap::new(),
+            cluster_id: 0,
+        });
+    }
+    let mut addrs = Vec::new();
+    for entry in &config.cluster {
+        let addr = entry
+            .to_socket_addrs()
+            .map_err(|e| format!("--cluster entry {entry:?}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("--cluster entry {entry:?} resolves to nothing"))?;
+        addrs.push(addr);
+    }
+    let bind: Option<std::net::IpAddr> = config.bind.parse().ok();
+    let unspecified = bind.is_none_or(|ip| ip.is_unspecified());
+    let me: Vec<usize> = addrs
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.port() == config.port && (unspecified || Some(a.ip()) == bind))
+        .map(|(i, _)| i)
+        .collect();
+    let index = match me.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(format!(
+                "this node ({}:{}) is not in --cluster {}",
+                config.bind,
+                config.port,
+                config.cluster.join(",")
+            ));
+        }
+        _ => return Err("this node matches several --cluster entries: bind a specific address".into()),
+    };
+    // The cluster id is a hash of the member list: a node of another cluster is refused.
+    let mut cluster_id: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in config.cluster.join(",").bytes() {
+        cluster_id = (cluster_id ^ byte as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    let voters: Vec<u64> = (1..=addrs.len() as u64).collect();
+    let peers = addrs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != index)
+        .map(|(i, a)| {
+            let mut bus = *a;
+            bus.set_port(a.port() + PEER_PORT_OFFSET);
+            (i as u64 + 1, bus)
+        })
+        .collect();
+    Ok(Membership {
+        id: index as u64 + 1,
+        voters,
+        peers,
+        cluster_id,
+    })
 }
 
 impl Default for NodeConfig {
@@ -51,6 +134,8 @@ impl Default for NodeConfig {
             client_query_buffer_limit: 1024 * 1024 * 1024,
             segment_bytes_max: 64 * 1024 * 1024,
             hz: 10,
+            cluster: Vec::new(),
+            cluster_secret: None,
         }
     }
 }
@@ -65,6 +150,11 @@ pub(crate) enum Event {
         client: ClientId,
     },
     Requests(Vec<Request>),
+    /// A message from a peer, as the transport received it.
+    Peer {
+        from: u64,
+        message: crate::replica::Message,
+    },
     Wal(WriteOutcome),
     Snapshot(oneshot::Sender<CoreSnapshot>),
 }
@@ -129,9 +219,13 @@ pub async fn run_with(
         ..WalOptions::default()
     };
     let started = std::time::Instant::now();
+    let membership = membership(&config)?;
     let (wal, records, report) = Wal::open(disk, &wal_dir, options)?;
     let replica_config = ReplicaConfig {
-        seed: now_ms(),
+        id: membership.id,
+        voters: membership.voters.clone(),
+        // A fresh seed at each start: election timeouts, the incarnation, read-index asks.
+        seed: now_ms() ^ (std::process::id() as u64).rotate_left(32),
         keyspace_limits: crate::keyspace::KeyspaceLimits {
             string_len_max: config.proto_max_bulk_len,
         },
@@ -154,9 +248,30 @@ pub async fn run_with(
     let shared = Arc::new(Shared::new(config.clone(), local, wal_stats.clone()));
     let (events_tx, events_rx) = mpsc::unbounded_channel();
 
+    let peers = if membership.peers.is_empty() {
+        None
+    } else {
+        let bus_port = config.port + PEER_PORT_OFFSET;
+        let bus = TcpListener::bind((config.bind.as_str(), bus_port)).await?;
+        tracing::info!(id = membership.id, addr = %bus.local_addr()?, "peer port open");
+        let setup = peer::PeerSetup {
+            id: membership.id,
+            peers: membership.peers.clone(),
+            cluster_id: membership.cluster_id,
+            secret: config.cluster_secret.clone(),
+        };
+        Some(peer::start(setup, bus, events_tx.clone()))
+    };
     let writer = WalWriter::new(wal, replica.last_index(), wal_stats);
     let jobs = spawn_wal_writer(writer, events_tx.clone());
-    let core = tokio::spawn(core_loop(replica, events_rx, jobs, config.hz));
+    // A cluster ticks every 10 ms (heartbeats every 100, elections after 500 to 1000); a
+    // single node at `hz`, which only paces active expiry.
+    let tick_ms = if peers.is_some() {
+        10
+    } else {
+        1000 / config.hz.max(1) as u64
+    };
+    let core = tokio::spawn(core_loop(replica, events_rx, jobs, peers, tick_ms));
     tracing::info!(addr = %local, "quorum node ready to accept connections");
     on_ready(local);
     println!(
@@ -226,15 +341,22 @@ async fn core_loop(
     mut replica: Replica,
     mut events: mpsc::UnboundedReceiver<Event>,
     jobs: JobSender,
-    hz: u32,
+    peers: Option<peer::Peers>,
+    tick_ms: u64,
 ) {
     let mut clients: BTreeMap<ClientId, mpsc::UnboundedSender<Vec<(u64, Response)>>> =
         BTreeMap::new();
-    let mut ticker = tokio::time::interval(Duration::from_millis(1000 / hz.max(1) as u64));
+    let mut ticker = tokio::time::interval(Duration::from_millis(tick_ms));
     let mut replies: BTreeMap<ClientId, Vec<(u64, Response)>> = BTreeMap::new();
     // How many `PersistFailed` the core was told of (see `WriteJob::epoch`).
     let mut failure_epoch = 0;
+    let mut seen_role = (replica.role(), replica.term(), replica.leader());
     loop {
+        let role = (replica.role(), replica.term(), replica.leader());
+        if role != seen_role {
+            tracing::info!(node = replica.id(), role = ?role.0, term = role.1, leader = ?role.2, "role changed");
+            seen_role = role;
+        }
         // gather + step
         let first = tokio::select! {
             event = events.recv() => match event {
@@ -243,7 +365,7 @@ async fn core_loop(
             },
             _ = ticker.tick() => {
                 replica.step(Input::Tick { now_ms: now_ms() });
-                drain(&mut replica, &jobs, failure_epoch, &mut replies, &clients);
+                drain(&mut replica, &jobs, peers.as_ref(), failure_epoch, &mut replies, &clients);
                 continue;
             }
         };
@@ -260,7 +382,7 @@ async fn core_loop(
             }
         }
         // drain
-        drain(&mut replica, &jobs, failure_epoch, &mut replies, &clients);
+        drain(&mut replica, &jobs, peers.as_ref(), failure_epoch, &mut replies, &clients);
     }
 }
 
@@ -278,6 +400,7 @@ fn handle_event(
             clients.remove(&client);
         }
         Event::Requests(requests) => replica.step(Input::Requests(requests)),
+        Event::Peer { from, message } => replica.step(Input::Message { from, message }),
         Event::Wal(WriteOutcome::Persisted { seq }) => replica.step(Input::Persisted { seq }),
         Event::Wal(WriteOutcome::Failed { seq, error }) => {
             tracing::error!(seq, %error, "WAL append failed; answering those writes with an error");
@@ -294,6 +417,7 @@ fn handle_event(
 fn drain(
     replica: &mut Replica,
     jobs: &JobSender,
+    peers: Option<&peer::Peers>,
     failure_epoch: u64,
     replies: &mut BTreeMap<ClientId, Vec<(u64, Response)>>,
     clients: &BTreeMap<ClientId, mpsc::UnboundedSender<Vec<(u64, Response)>>>,
@@ -310,10 +434,10 @@ fn drain(
                     std::process::exit(70);
                 }
             }
-            Output::Send { to, .. } => {
-                // A single node has no peers; the cluster adapter carries these.
-                tracing::warn!(to, "a message for a peer, and no peers configured");
-            }
+            Output::Send { to, message } => match peers {
+                Some(peers) => peers.send(to, message),
+                None => tracing::warn!(to, "a message for a peer, and no peers configured"),
+            },
             Output::Reply {
                 client,
                 id,

@@ -1,0 +1,362 @@
+//! The peer transport: one TCP connection per pair of nodes (the node with the lower id dials),
+//! frames `len | crc32 | postcard`, a versioned handshake carrying the cluster id and both node
+//! ids, and, when the cluster has a secret, a challenge-response in both directions (HMAC-SHA256
+//! of both nonces and both ids: the secret never travels).
+//!
+//! Each peer has a bounded send queue: a slow or dead peer costs bounded memory, and what is
+//! dropped Raft sends again. Reads and writes have application-level timeouts, since a
+//! partition may only stall TCP. Bad input (garbage, another version, another cluster, a wrong
+//! secret, an oversized frame, a checksum failure, an undecodable message) closes that
+//! connection with a log line, and never reaches the core. The transport makes no protocol
+//! decision: messages go to the core loop as they came.
+
+use super::Event;
+use crate::codec::{self, Handshake, PEER_FRAME_BYTES_MAX};
+use crate::replica::{Message, NodeId};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// Messages queued for one peer before new ones are dropped.
+const SEND_QUEUE_MESSAGES: usize = 4096;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A connection that delivers nothing for this long is closed (heartbeats come every 100 ms).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+const RECONNECT_MIN: Duration = Duration::from_millis(50);
+const RECONNECT_MAX: Duration = Duration::from_secs(1);
+
+/// Who the node is in its cluster, and how to reach the others.
+#[derive(Clone, Debug)]
+pub struct PeerSetup {
+    pub id: NodeId,
+    /// Every other node's peer (bus) address.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Derived from the member list: nodes of another cluster are refused.
+    pub cluster_id: u64,
+    pub secret: Option<Vec<u8>>,
+}
+
+/// The core loop's handle: queues to each peer.
+pub struct Peers {
+    queues: BTreeMap<NodeId, mpsc::Sender<Message>>,
+    pub dropped: Arc<AtomicU64>,
+}
+
+impl Peers {
+    /// Queues a message; drops it if the peer's queue is full (Raft sends again).
+    pub fn send(&self, to: NodeId, message: Message) {
+        let Some(queue) = self.queues.get(&to) else {
+            tracing::warn!(to, "a message for a node that is not a peer");
+            return;
+        };
+        if queue.try_send(message).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Starts the transport: the acceptor on `listener`, and one link task per peer.
+pub(crate) fn start(
+    setup: PeerSetup,
+    listener: TcpListener,
+    events: mpsc::UnboundedSender<Event>,
+) -> Peers {
+    let setup = Arc::new(setup);
+    let mut queues = BTreeMap::new();
+    let mut inbound = BTreeMap::new();
+    for &peer in setup.peers.keys() {
+        let (tx, rx) = mpsc::channel(SEND_QUEUE_MESSAGES);
+        let (in_tx, in_rx) = mpsc::channel::<TcpStream>(4);
+        queues.insert(peer, tx);
+        inbound.insert(peer, in_tx);
+        tokio::spawn(link(setup.clone(), peer, rx, in_rx, events.clone()));
+    }
+    tokio::spawn(accept_loop(setup, listener, inbound));
+    Peers {
+        queues,
+        dropped: Arc::new(AtomicU64::new(0)),
+    }
+}
+
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS's randomness: enough for nonces (the adapter, not the
+    // core, may draw unseeded randomness).
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+fn mac(secret: &[u8], role: &[u8], setup_ids: (u64, u64, u64), nonces: (u64, u64)) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(role);
+    for n in [setup_ids.0, setup_ids.1, setup_ids.2, nonces.0, nonces.1] {
+        mac.update(&n.to_le_bytes());
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn verify(secret: &[u8], role: &[u8], ids: (u64, u64, u64), nonces: (u64, u64), proof: &[u8]) -> bool {
+    let mut check = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    check.update(role);
+    for n in [ids.0, ids.1, ids.2, nonces.0, nonces.1] {
+        check.update(&n.to_le_bytes());
+    }
+    check.verify_slice(proof).is_ok()
+}
+
+async fn write_frame(stream: &mut (impl AsyncWriteExt + Unpin), payload: &[u8]) -> std::io::Result<()> {
+    let mut frame = Vec::with_capacity(payload.len() + 8);
+    codec::encode_peer_frame(payload, &mut frame);
+    tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&frame))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out"))?
+}
+
+/// Reads one frame; any failure is a reason to close the connection.
+async fn read_frame(stream: &mut (impl AsyncReadExt + Unpin), timeout: Duration) -> Result<Vec<u8>, String> {
+    let read = async {
+        let mut header = [0u8; 8];
+        stream
+            .read_exact(&mut header)
+            .await
+            .map_err(|e| format!("read failed: {e}"))?;
+        let len = u32::from_le_bytes(header[..4].try_into().unwrap()) as usize;
+        let crc = u32::from_le_bytes(header[4..].try_into().unwrap());
+        if len > PEER_FRAME_BYTES_MAX {
+            return Err(format!("frame of {len} bytes is over the limit of {PEER_FRAME_BYTES_MAX}"));
+        }
+        let mut payload = vec![0u8; len];
+        stream
+            .read_exact(&mut payload)
+            .await
+            .map_err(|e| format!("read failed: {e}"))?;
+        if crc32fast::hash(&payload) != crc {
+            return Err("frame checksum mismatch".to_string());
+        }
+        Ok(payload)
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| format!("nothing received for {} ms", timeout.as_millis()))?
+}
+
+/// The accepting side of the handshake: returns the peer's id once it proved itself.
+async fn accept_handshake(setup: &PeerSetup, stream: &mut TcpStream) -> Result<NodeId, String> {
+    let first = read_frame(stream, HANDSHAKE_TIMEOUT).await?;
+    let hello = codec::decode_handshake(&first).map_err(|e| e.to_string());
+    let refuse = |reason: String| async move { Err::<NodeId, String>(reason) };
+    let (cluster_id, from, to, their_nonce) = match hello {
+        Ok(Handshake::Hello {
+            cluster_id,
+            from,
+            to,
+            nonce,
+        }) => (cluster_id, from, to, nonce),
+        Ok(other) => return refuse(format!("expected a hello, got {other:?}")).await,
+        Err(reason) => {
+            let refusal = codec::encode_handshake(&Handshake::Refused {
+                reason: reason.clone(),
+            });
+            let _ = write_frame(stream, &refusal).await;
+            return Err(reason);
+        }
+    };
+    let refusal = if cluster_id != setup.cluster_id {
+        Some(format!(
+            "cluster id {cluster_id:#x} is not this cluster's ({:#x})",
+            setup.cluster_id
+        ))
+    } else if to != setup.id || !setup.peers.contains_key(&from) {
+        Some(format!("node {from} asked for node {to}; this is node {}", setup.id))
+    } else {
+        None
+    };
+    if let Some(reason) = refusal {
+        let _ = write_frame(stream, &codec::encode_handshake(&Handshake::Refused { reason: reason.clone() })).await;
+        return Err(reason);
+    }
+    let nonce = random_u64();
+    let ids = (cluster_id, from, setup.id);
+    let proof = setup
+        .secret
+        .as_deref()
+        .map(|s| mac(s, b"acceptor", ids, (their_nonce, nonce)))
+        .unwrap_or_default();
+    write_frame(stream, &codec::encode_handshake(&Handshake::Challenge { nonce, proof }))
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer = read_frame(stream, HANDSHAKE_TIMEOUT).await?;
+    match codec::decode_handshake(&answer) {
+        Ok(Handshake::Proof { proof }) => match setup.secret.as_deref() {
+            Some(secret) if !verify(secret, b"dialer", ids, (nonce, their_nonce), &proof) => {
+                Err(format!("node {from} failed the secret challenge (wrong cluster secret)"))
+            }
+            None if !proof.is_empty() => {
+                Err(format!("node {from} has a cluster secret; this node has none"))
+            }
+            _ => Ok(from),
+        },
+        Ok(other) => Err(format!("expected a proof, got {other:?}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The dialing side of the handshake.
+async fn dial_handshake(setup: &PeerSetup, peer: NodeId, stream: &mut TcpStream) -> Result<(), String> {
+    let nonce = random_u64();
+    let hello = Handshake::Hello {
+        cluster_id: setup.cluster_id,
+        from: setup.id,
+        to: peer,
+        nonce,
+    };
+    write_frame(stream, &codec::encode_handshake(&hello))
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer = read_frame(stream, HANDSHAKE_TIMEOUT).await?;
+    let ids = (setup.cluster_id, setup.id, peer);
+    match codec::decode_handshake(&answer).map_err(|e| e.to_string())? {
+        Handshake::Challenge {
+            nonce: their_nonce,
+            proof,
+        } => {
+            match setup.secret.as_deref() {
+                Some(secret) if !verify(secret, b"acceptor", ids, (nonce, their_nonce), &proof) => {
+                    return Err(format!("node {peer} failed the secret challenge (wrong cluster secret)"));
+                }
+                None if !proof.is_empty() => {
+                    return Err(format!("node {peer} has a cluster secret; this node has none"));
+                }
+                _ => {}
+            }
+            let proof = setup
+                .secret
+                .as_deref()
+                .map(|s| mac(s, b"dialer", ids, (their_nonce, nonce)))
+                .unwrap_or_default();
+            write_frame(stream, &codec::encode_handshake(&Handshake::Proof { proof }))
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Handshake::Refused { reason } => Err(format!("node {peer} refused: {reason}")),
+        other => Err(format!("expected a challenge, got {other:?}")),
+    }
+}
+
+async fn accept_loop(
+    setup: Arc<PeerSetup>,
+    listener: TcpListener,
+    inbound: BTreeMap<NodeId, mpsc::Sender<TcpStream>>,
+) {
+    loop {
+        let Ok((mut stream, addr)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let setup = setup.clone();
+        let inbound = inbound.clone();
+        tokio::spawn(async move {
+            match accept_handshake(&setup, &mut stream).await {
+                Ok(from) => {
+                    tracing::info!(peer = from, %addr, "peer connected");
+                    if let Some(link) = inbound.get(&from) {
+                        let _ = link.send(stream).await;
+                    }
+                }
+                Err(reason) => {
+                    tracing::warn!(%addr, %reason, "peer connection refused");
+                }
+            }
+        });
+    }
+}
+
+/// Keeps one connection to `peer` up, and carries messages both ways over it.
+async fn link(
+    setup: Arc<PeerSetup>,
+    peer: NodeId,
+    mut queue: mpsc::Receiver<Message>,
+    mut inbound: mpsc::Receiver<TcpStream>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let dials = setup.id < peer;
+    let addr = setup.peers[&peer];
+    let mut backoff = RECONNECT_MIN;
+    let mut next: Option<TcpStream> = None;
+    loop {
+        let stream = match next.take() {
+            Some(stream) => stream,
+            None if dials => {
+                let connected = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr)).await;
+                let mut stream = match connected {
+                    Ok(Ok(stream)) => stream,
+                    _ => {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(RECONNECT_MAX);
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                if let Err(reason) = dial_handshake(&setup, peer, &mut stream).await {
+                    tracing::warn!(peer, %addr, %reason, "peer handshake failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RECONNECT_MAX);
+                    continue;
+                }
+                tracing::info!(peer, %addr, "connected to peer");
+                stream
+            }
+            None => match inbound.recv().await {
+                Some(stream) => stream,
+                None => return,
+            },
+        };
+        backoff = RECONNECT_MIN;
+        let (mut read_half, mut write_half) = stream.into_split();
+        let reader_events = events.clone();
+        let mut reader = tokio::spawn(async move {
+            loop {
+                let payload = match read_frame(&mut read_half, IDLE_TIMEOUT).await {
+                    Ok(payload) => payload,
+                    Err(reason) => return reason,
+                };
+                match codec::decode_message(&payload) {
+                    Ok(message) => {
+                        if reader_events.send(Event::Peer { from: peer, message }).is_err() {
+                            return "the node is stopping".to_string();
+                        }
+                    }
+                    Err(e) => return format!("undecodable message: {e}"),
+                }
+            }
+        });
+        let reason = loop {
+            tokio::select! {
+                ended = &mut reader => break ended.unwrap_or_else(|e| e.to_string()),
+                message = queue.recv() => {
+                    let Some(message) = message else { return };
+                    if let Err(e) = write_frame(&mut write_half, &codec::encode_message(&message)).await {
+                        break format!("write failed: {e}");
+                    }
+                }
+                replacement = inbound.recv(), if !dials => {
+                    // The peer connected again (it restarted): the new connection wins.
+                    next = replacement;
+                    break "replaced by a new connection".to_string();
+                }
+            }
+        };
+        reader.abort();
+        tracing::info!(peer, %reason, "peer connection closed");
+    }
+}
