@@ -80,6 +80,7 @@ commands! {
     Dbsize "dbsize" 1 Read ["readonly", "fast"] 0 0 0 "server" "1.0.0" "Returns the number of keys in the database.";
     Flushdb "flushdb" -1 Write ["write"] 0 0 0 "server" "1.0.0" "Removes all keys from the current database.";
     Flushall "flushall" -1 Write ["write"] 0 0 0 "server" "1.0.0" "Removes all keys from all databases.";
+    Role "role" 1 Server ["noscript", "loading", "stale", "fast"] 0 0 0 "server" "2.8.12" "Returns the replication role.";
     Time "time" 1 Server ["loading", "stale", "fast"] 0 0 0 "server" "2.6.0" "Returns the server time.";
     Command "command" -1 Server ["loading", "stale"] 0 0 0 "server" "2.8.13" "Returns detailed information about all commands.";
     Config "config" -2 Server ["admin", "noscript", "loading", "stale"] 0 0 0 "server" "2.0.0" "A container for server configuration commands.";

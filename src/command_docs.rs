@@ -54,6 +54,7 @@ static DOCS: &[(&str, &str, &str)] = &[
     ("watch", "O(1) for every key.", "key [key ...]"),
     ("unwatch", "O(1)", ""),
     ("wait", "O(1)", "numreplicas timeout"),
+    ("role", "O(1)", ""),
     ("info", "O(1)", "[section [section ...]]"),
     ("dbsize", "O(1)", ""),
     (

@@ -212,7 +212,9 @@ fn run_cluster(nodes: u16, port: u16, dir: &std::path::Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let members: Vec<String> = (0..nodes).map(|i| format!("127.0.0.1:{}", port + i)).collect();
+    let members: Vec<String> = (0..nodes)
+        .map(|i| format!("127.0.0.1:{}", port + i))
+        .collect();
     let mut children = Vec::new();
     for (i, member) in members.iter().enumerate() {
         let node_port = port + i as u16;

@@ -298,7 +298,7 @@ impl Connection {
                     self.session.on_response(response)
                 }
                 Slot::Server(cmd) => {
-                    let snapshot = if cmd.id() == CommandId::Info {
+                    let snapshot = if matches!(cmd.id(), CommandId::Info | CommandId::Role) {
                         self.core_snapshot().await
                     } else {
                         None

@@ -97,7 +97,11 @@ pub fn membership(config: &NodeConfig) -> Result<Membership, String> {
                 config.cluster.join(",")
             ));
         }
-        _ => return Err("this node matches several --cluster entries: bind a specific address".into()),
+        _ => {
+            return Err(
+                "this node matches several --cluster entries: bind a specific address".into(),
+            );
+        }
     };
     // The cluster id is a hash of the member list: a node of another cluster is refused.
     let mut cluster_id: u64 = 0xcbf2_9ce4_8422_2325;
@@ -382,7 +386,14 @@ async fn core_loop(
             }
         }
         // drain
-        drain(&mut replica, &jobs, peers.as_ref(), failure_epoch, &mut replies, &clients);
+        drain(
+            &mut replica,
+            &jobs,
+            peers.as_ref(),
+            failure_epoch,
+            &mut replies,
+            &clients,
+        );
     }
 }
 

@@ -104,7 +104,13 @@ fn mac(secret: &[u8], role: &[u8], setup_ids: (u64, u64, u64), nonces: (u64, u64
     mac.finalize().into_bytes().to_vec()
 }
 
-fn verify(secret: &[u8], role: &[u8], ids: (u64, u64, u64), nonces: (u64, u64), proof: &[u8]) -> bool {
+fn verify(
+    secret: &[u8],
+    role: &[u8],
+    ids: (u64, u64, u64),
+    nonces: (u64, u64),
+    proof: &[u8],
+) -> bool {
     let mut check = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
     check.update(role);
     for n in [ids.0, ids.1, ids.2, nonces.0, nonces.1] {
@@ -113,7 +119,10 @@ fn verify(secret: &[u8], role: &[u8], ids: (u64, u64, u64), nonces: (u64, u64), 
     check.verify_slice(proof).is_ok()
 }
 
-async fn write_frame(stream: &mut (impl AsyncWriteExt + Unpin), payload: &[u8]) -> std::io::Result<()> {
+async fn write_frame(
+    stream: &mut (impl AsyncWriteExt + Unpin),
+    payload: &[u8],
+) -> std::io::Result<()> {
     let mut frame = Vec::with_capacity(payload.len() + 8);
     codec::encode_peer_frame(payload, &mut frame);
     tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&frame))
@@ -122,7 +131,10 @@ async fn write_frame(stream: &mut (impl AsyncWriteExt + Unpin), payload: &[u8]) 
 }
 
 /// Reads one frame; any failure is a reason to close the connection.
-async fn read_frame(stream: &mut (impl AsyncReadExt + Unpin), timeout: Duration) -> Result<Vec<u8>, String> {
+async fn read_frame(
+    stream: &mut (impl AsyncReadExt + Unpin),
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
     let read = async {
         let mut header = [0u8; 8];
         stream
@@ -132,7 +144,9 @@ async fn read_frame(stream: &mut (impl AsyncReadExt + Unpin), timeout: Duration)
         let len = u32::from_le_bytes(header[..4].try_into().unwrap()) as usize;
         let crc = u32::from_le_bytes(header[4..].try_into().unwrap());
         if len > PEER_FRAME_BYTES_MAX {
-            return Err(format!("frame of {len} bytes is over the limit of {PEER_FRAME_BYTES_MAX}"));
+            return Err(format!(
+                "frame of {len} bytes is over the limit of {PEER_FRAME_BYTES_MAX}"
+            ));
         }
         let mut payload = vec![0u8; len];
         stream
@@ -176,12 +190,21 @@ async fn accept_handshake(setup: &PeerSetup, stream: &mut TcpStream) -> Result<N
             setup.cluster_id
         ))
     } else if to != setup.id || !setup.peers.contains_key(&from) {
-        Some(format!("node {from} asked for node {to}; this is node {}", setup.id))
+        Some(format!(
+            "node {from} asked for node {to}; this is node {}",
+            setup.id
+        ))
     } else {
         None
     };
     if let Some(reason) = refusal {
-        let _ = write_frame(stream, &codec::encode_handshake(&Handshake::Refused { reason: reason.clone() })).await;
+        let _ = write_frame(
+            stream,
+            &codec::encode_handshake(&Handshake::Refused {
+                reason: reason.clone(),
+            }),
+        )
+        .await;
         return Err(reason);
     }
     let nonce = random_u64();
@@ -191,18 +214,21 @@ async fn accept_handshake(setup: &PeerSetup, stream: &mut TcpStream) -> Result<N
         .as_deref()
         .map(|s| mac(s, b"acceptor", ids, (their_nonce, nonce)))
         .unwrap_or_default();
-    write_frame(stream, &codec::encode_handshake(&Handshake::Challenge { nonce, proof }))
-        .await
-        .map_err(|e| e.to_string())?;
+    write_frame(
+        stream,
+        &codec::encode_handshake(&Handshake::Challenge { nonce, proof }),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let answer = read_frame(stream, HANDSHAKE_TIMEOUT).await?;
     match codec::decode_handshake(&answer) {
         Ok(Handshake::Proof { proof }) => match setup.secret.as_deref() {
-            Some(secret) if !verify(secret, b"dialer", ids, (nonce, their_nonce), &proof) => {
-                Err(format!("node {from} failed the secret challenge (wrong cluster secret)"))
-            }
-            None if !proof.is_empty() => {
-                Err(format!("node {from} has a cluster secret; this node has none"))
-            }
+            Some(secret) if !verify(secret, b"dialer", ids, (nonce, their_nonce), &proof) => Err(
+                format!("node {from} failed the secret challenge (wrong cluster secret)"),
+            ),
+            None if !proof.is_empty() => Err(format!(
+                "node {from} has a cluster secret; this node has none"
+            )),
             _ => Ok(from),
         },
         Ok(other) => Err(format!("expected a proof, got {other:?}")),
@@ -211,7 +237,11 @@ async fn accept_handshake(setup: &PeerSetup, stream: &mut TcpStream) -> Result<N
 }
 
 /// The dialing side of the handshake.
-async fn dial_handshake(setup: &PeerSetup, peer: NodeId, stream: &mut TcpStream) -> Result<(), String> {
+async fn dial_handshake(
+    setup: &PeerSetup,
+    peer: NodeId,
+    stream: &mut TcpStream,
+) -> Result<(), String> {
     let nonce = random_u64();
     let hello = Handshake::Hello {
         cluster_id: setup.cluster_id,
@@ -231,10 +261,14 @@ async fn dial_handshake(setup: &PeerSetup, peer: NodeId, stream: &mut TcpStream)
         } => {
             match setup.secret.as_deref() {
                 Some(secret) if !verify(secret, b"acceptor", ids, (nonce, their_nonce), &proof) => {
-                    return Err(format!("node {peer} failed the secret challenge (wrong cluster secret)"));
+                    return Err(format!(
+                        "node {peer} failed the secret challenge (wrong cluster secret)"
+                    ));
                 }
                 None if !proof.is_empty() => {
-                    return Err(format!("node {peer} has a cluster secret; this node has none"));
+                    return Err(format!(
+                        "node {peer} has a cluster secret; this node has none"
+                    ));
                 }
                 _ => {}
             }
@@ -243,9 +277,12 @@ async fn dial_handshake(setup: &PeerSetup, peer: NodeId, stream: &mut TcpStream)
                 .as_deref()
                 .map(|s| mac(s, b"dialer", ids, (their_nonce, nonce)))
                 .unwrap_or_default();
-            write_frame(stream, &codec::encode_handshake(&Handshake::Proof { proof }))
-                .await
-                .map_err(|e| e.to_string())
+            write_frame(
+                stream,
+                &codec::encode_handshake(&Handshake::Proof { proof }),
+            )
+            .await
+            .map_err(|e| e.to_string())
         }
         Handshake::Refused { reason } => Err(format!("node {peer} refused: {reason}")),
         other => Err(format!("expected a challenge, got {other:?}")),
@@ -297,7 +334,8 @@ async fn link(
         let stream = match next.take() {
             Some(stream) => stream,
             None if dials => {
-                let connected = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr)).await;
+                let connected =
+                    tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr)).await;
                 let mut stream = match connected {
                     Ok(Ok(stream)) => stream,
                     _ => {
@@ -332,7 +370,13 @@ async fn link(
                 };
                 match codec::decode_message(&payload) {
                     Ok(message) => {
-                        if reader_events.send(Event::Peer { from: peer, message }).is_err() {
+                        if reader_events
+                            .send(Event::Peer {
+                                from: peer,
+                                message,
+                            })
+                            .is_err()
+                        {
                             return "the node is stopping".to_string();
                         }
                     }

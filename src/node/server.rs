@@ -102,6 +102,12 @@ pub struct CoreSnapshot {
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub persist_failures: u64,
+    pub id: u64,
+    pub role: crate::replica::Role,
+    pub leader: Option<u64>,
+    pub commit_index: u64,
+    /// On a leader: each follower and its matched index.
+    pub followers: Vec<(u64, u64)>,
 }
 
 impl CoreSnapshot {
@@ -116,6 +122,11 @@ impl CoreSnapshot {
             keyspace_hits: replica.stats.keyspace_hits,
             keyspace_misses: replica.stats.keyspace_misses,
             persist_failures: replica.stats.persist_failures,
+            id: replica.id(),
+            role: replica.role(),
+            leader: replica.leader(),
+            commit_index: replica.commit_index(),
+            followers: replica.follower_matches(),
         }
     }
 }
@@ -133,6 +144,7 @@ pub fn handle(
             shared,
             snapshot.cloned().unwrap_or_default(),
         ),
+        CommandId::Role => role(shared, &snapshot.cloned().unwrap_or_default()),
         CommandId::Time => {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -563,13 +575,7 @@ fn info_section(section: &str, shared: &Shared, core: &CoreSnapshot, out: &mut S
                 core.keyspace_misses,
             );
         }
-        "replication" => {
-            let _ = write!(
-                w,
-                "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:{}\r\nquorum_term:{}\r\nquorum_commit_index:{}\r\nquorum_applied_index:{}\r\nquorum_cluster_size:1\r\n",
-                core.applied_index, core.term, core.applied_index, core.applied_index,
-            );
-        }
+        "replication" => replication_section(w, shared, core),
         "keyspace" => {
             w.push_str("# Keyspace\r\n");
             for (db, keys, expires) in &core.db_stats {
@@ -578,4 +584,105 @@ fn info_section(section: &str, shared: &Shared, core: &CoreSnapshot, out: &mut S
         }
         _ => unreachable!(),
     }
+}
+
+/// A node's client address, by id (its position in `--cluster`), as (host, port).
+fn member_address(shared: &Shared, id: u64) -> (String, u16) {
+    match shared.config.cluster.get(id as usize - 1) {
+        Some(entry) => match entry.rsplit_once(':') {
+            Some((host, port)) => (host.to_string(), port.parse().unwrap_or(0)),
+            None => (entry.clone(), 0),
+        },
+        None => (shared.local_addr.ip().to_string(), shared.local_addr.port()),
+    }
+}
+
+/// INFO replication in Redis's shape (master or slave), plus quorum's own fields. Offsets
+/// are log indexes.
+fn replication_section(w: &mut String, shared: &Shared, core: &CoreSnapshot) {
+    use crate::replica::Role;
+    w.push_str("# Replication\r\n");
+    if core.role == Role::Leader {
+        let _ = write!(
+            w,
+            "role:master\r\nconnected_slaves:{}\r\n",
+            core.followers.len()
+        );
+        for (n, (id, offset)) in core.followers.iter().enumerate() {
+            let (host, port) = member_address(shared, *id);
+            let lag = core.commit_index.saturating_sub(*offset);
+            let _ = write!(
+                w,
+                "slave{n}:ip={host},port={port},state=online,offset={offset},lag={lag}\r\n"
+            );
+        }
+    } else {
+        let _ = write!(w, "role:slave\r\n");
+        match core.leader {
+            Some(leader) => {
+                let (host, port) = member_address(shared, leader);
+                let _ = write!(
+                    w,
+                    "master_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:up\r\n"
+                );
+            }
+            None => {
+                let _ = write!(
+                    w,
+                    "master_host:?\r\nmaster_port:0\r\nmaster_link_status:down\r\n"
+                );
+            }
+        }
+    }
+    let _ = write!(
+        w,
+        "master_repl_offset:{}\r\nquorum_node_id:{}\r\nquorum_role:{:?}\r\nquorum_term:{}\r\nquorum_leader_id:{}\r\nquorum_commit_index:{}\r\nquorum_applied_index:{}\r\nquorum_last_index:{}\r\nquorum_cluster_size:{}\r\n",
+        core.commit_index,
+        core.id,
+        core.role,
+        core.term,
+        core.leader.unwrap_or(0),
+        core.commit_index,
+        core.applied_index,
+        core.last_index,
+        shared.config.cluster.len().max(1),
+    );
+}
+
+/// ROLE, in Redis's master and slave forms. Offsets are log indexes.
+fn role(shared: &Shared, core: &CoreSnapshot) -> Frame {
+    use crate::replica::Role;
+    if core.role == Role::Leader {
+        let replicas = core
+            .followers
+            .iter()
+            .map(|(id, offset)| {
+                let (host, port) = member_address(shared, *id);
+                Frame::Array(vec![
+                    Frame::Bulk(host.into()),
+                    Frame::Bulk(port.to_string().into()),
+                    Frame::Bulk(offset.to_string().into()),
+                ])
+            })
+            .collect();
+        return Frame::Array(vec![
+            Frame::bulk_str("master"),
+            Frame::Integer(core.commit_index as i64),
+            Frame::Array(replicas),
+        ]);
+    }
+    let (host, port, state) = match core.leader {
+        Some(leader) => {
+            let (host, port) = member_address(shared, leader);
+            (host, port as i64, "connected")
+        }
+        None => ("?".to_string(), -1, "connecting"),
+    };
+    Frame::Array(vec![
+        Frame::bulk_str("slave"),
+        Frame::Bulk(host.into()),
+        Frame::Integer(port),
+        Frame::bulk_str(state),
+        Frame::Integer(core.applied_index as i64),
+    ])
 }

@@ -198,8 +198,9 @@ pub struct ReplicaStats {
     pub elections_started: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Role {
+    #[default]
     Follower,
     PreCandidate,
     Candidate,
@@ -822,6 +823,15 @@ impl Replica {
     pub fn first_index(&self) -> u64 {
         self.log.first_index()
     }
+    /// On a leader, each follower's matched index (what it holds durably, as far as the
+    /// leader knows); empty elsewhere.
+    pub fn follower_matches(&self) -> Vec<(NodeId, u64)> {
+        self.leader_state
+            .as_ref()
+            .map(|l| l.peers.iter().map(|(id, p)| (*id, p.match_index)).collect())
+            .unwrap_or_default()
+    }
+
     /// Requests taken and not yet answered.
     pub fn pending_requests(&self) -> usize {
         self.clients.pending()

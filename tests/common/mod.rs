@@ -40,8 +40,14 @@ impl Node {
 
     /// Starts a node; `Err` carries its stderr if it exits instead of listening.
     pub fn try_start(dir: &Path, extra: &[&str]) -> Result<Node, String> {
+        Node::try_start_on(dir, 0, extra)
+    }
+
+    /// Starts a node on `port` (0: a free one); `Err` carries its stderr if it exits instead
+    /// of listening.
+    pub fn try_start_on(dir: &Path, port: u16, extra: &[&str]) -> Result<Node, String> {
         let mut child = Command::new(BIN)
-            .args(["node", "--port", "0", "--dir"])
+            .args(["node", "--port", &port.to_string(), "--dir"])
             .arg(dir)
             .args(extra)
             .env("RUST_LOG", "info")

@@ -1,0 +1,387 @@
+//! Real `quorum node` processes on loopback forming a 3-node cluster: writes and reads through
+//! every node, ROLE and INFO replication, a follower catching up after a restart, and leader
+//! failover under concurrent load with SIGKILL, checked for linearizability and lost writes.
+//!
+//! `QUORUM_FAILOVERS` sets how many times the leader is killed (default 20).
+
+mod common;
+
+use common::{Node, Raw, bulk, temp_dir};
+use quorum::linearizability::{self, OpKind, Operation};
+use quorum::resp::{self, Frame, Limits};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Cluster {
+    ports: Vec<u16>,
+    dirs: Vec<PathBuf>,
+    nodes: Vec<Option<Node>>,
+    members: String,
+}
+
+/// Three consecutive client ports whose peer ports (+10000) are free too.
+fn free_ports() -> Vec<u16> {
+    let start = 20_000 + (std::process::id() % 2_000) as u16 * 7;
+    for base in (start..50_000).step_by(3) {
+        let ports: Vec<u16> = (base..base + 3).collect();
+        let free = ports.iter().all(|p| {
+            TcpListener::bind(("127.0.0.1", *p)).is_ok()
+                && TcpListener::bind(("127.0.0.1", *p + 10_000)).is_ok()
+        });
+        if free {
+            return ports;
+        }
+    }
+    panic!("no free ports");
+}
+
+impl Cluster {
+    fn start(name: &str) -> Cluster {
+        let ports = free_ports();
+        let members = ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let base = temp_dir(name);
+        let dirs: Vec<PathBuf> = (1..=3).map(|i| base.join(i.to_string())).collect();
+        let mut cluster = Cluster {
+            ports,
+            dirs,
+            nodes: vec![None, None, None],
+            members,
+        };
+        for i in 0..3 {
+            cluster.start_node(i);
+        }
+        cluster.wait_for_leader(Duration::from_secs(20));
+        cluster
+    }
+
+    fn start_node(&mut self, i: usize) {
+        let node = Node::try_start_on(&self.dirs[i], self.ports[i], &["--cluster", &self.members])
+            .unwrap_or_else(|e| panic!("node {} did not start:\n{e}", i + 1));
+        self.nodes[i] = Some(node);
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(node) = self.nodes[i].take() {
+            node.kill9();
+        }
+    }
+
+    /// The index of the node that says it is the master, once every running node agrees.
+    fn leader(&self) -> Option<usize> {
+        let mut leader = None;
+        for (i, node) in self.nodes.iter().enumerate() {
+            let Some(node) = node else { continue };
+            let Some(Frame::Array(role)) = try_cmd(node.port, &["ROLE"]) else {
+                return None;
+            };
+            match role.first() {
+                Some(Frame::Bulk(kind)) if kind.as_ref() == b"master" => {
+                    if leader.is_some() {
+                        return None;
+                    }
+                    leader = Some(i);
+                }
+                Some(Frame::Bulk(kind)) if kind.as_ref() == b"slave" => {
+                    if role.get(3) != Some(&bulk("connected")) {
+                        return None;
+                    }
+                }
+                _ => return None,
+            }
+        }
+        leader
+    }
+
+    fn wait_for_leader(&self, limit: Duration) -> usize {
+        let started = Instant::now();
+        loop {
+            if let Some(leader) = self.leader() {
+                return leader;
+            }
+            assert!(started.elapsed() < limit, "no leader within {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// One command on a fresh connection, with timeouts; `None` if the node is unreachable.
+fn try_cmd(port: u16, args: &[&str]) -> Option<Frame> {
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500))
+            .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(8))).ok()?;
+    let mut out = Vec::new();
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    resp::encode_request(&args, &mut out);
+    stream.write_all(&out).ok()?;
+    let mut buf = Vec::new();
+    loop {
+        if let Ok(Some((frame, _))) = resp::decode_frame(&buf, &Limits::default()) {
+            return Some(frame);
+        }
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[test]
+fn every_node_takes_writes_and_serves_linearizable_reads() {
+    let cluster = Cluster::start("cluster-rw");
+    let ports = cluster.ports.clone();
+    for (i, port) in ports.iter().enumerate() {
+        let mut raw = Raw::connect(*port);
+        assert_eq!(
+            raw.cmd(&["SET", &format!("k{i}"), &format!("v{i}")]),
+            Frame::ok()
+        );
+        assert_eq!(raw.cmd(&["INCR", "counter"]), Frame::Integer(i as i64 + 1));
+    }
+    // Every write is visible through every node at once: reads are linearizable.
+    for port in &ports {
+        let mut raw = Raw::connect(*port);
+        for i in 0..3 {
+            assert_eq!(raw.cmd(&["GET", &format!("k{i}")]), bulk(&format!("v{i}")));
+        }
+        assert_eq!(raw.cmd(&["GET", "counter"]), bulk("3"));
+    }
+    // ROLE and INFO replication agree across nodes.
+    let leader = cluster.leader().expect("one leader");
+    let Some(Frame::Array(role)) = try_cmd(ports[leader], &["ROLE"]) else {
+        panic!()
+    };
+    assert_eq!(role[0], bulk("master"));
+    let Frame::Array(replicas) = &role[2] else {
+        panic!()
+    };
+    assert_eq!(replicas.len(), 2);
+    for (i, port) in ports.iter().enumerate() {
+        let Some(Frame::Bulk(info)) = try_cmd(*port, &["INFO", "replication"]) else {
+            panic!()
+        };
+        let info = String::from_utf8_lossy(&info).into_owned();
+        let expected_role = if i == leader {
+            "role:master"
+        } else {
+            "role:slave"
+        };
+        assert!(info.contains(expected_role), "{info}");
+        assert!(
+            info.contains(&format!("quorum_leader_id:{}", leader + 1)),
+            "{info}"
+        );
+        if i != leader {
+            assert!(
+                info.contains(&format!("master_port:{}", ports[leader])),
+                "{info}"
+            );
+        }
+    }
+    // WAIT on the leader: both other nodes hold the writes.
+    let mut raw = Raw::connect(ports[leader]);
+    assert_eq!(raw.cmd(&["WAIT", "2", "1000"]), Frame::Integer(2));
+}
+
+#[test]
+fn a_stopped_follower_catches_up_when_it_restarts() {
+    let mut cluster = Cluster::start("cluster-catch-up");
+    let leader = cluster.leader().unwrap();
+    let follower = (leader + 1) % 3;
+    cluster.kill(follower);
+    let mut raw = Raw::connect(cluster.ports[leader]);
+    for i in 0..50 {
+        assert_eq!(
+            raw.cmd(&["SET", &format!("c{i}"), &i.to_string()]),
+            Frame::ok()
+        );
+    }
+    cluster.start_node(follower);
+    cluster.wait_for_leader(Duration::from_secs(20));
+    let mut raw = Raw::connect(cluster.ports[follower]);
+    for i in 0..50 {
+        assert_eq!(raw.cmd(&["GET", &format!("c{i}")]), bulk(&i.to_string()));
+    }
+}
+
+/// What a client of the failover test saw.
+struct Recorder {
+    started: Instant,
+    history: Mutex<Vec<Operation>>,
+    acknowledged: Mutex<Vec<(String, String)>>,
+}
+
+fn client_loop(
+    client: u64,
+    ports: Vec<u16>,
+    recorder: Arc<Recorder>,
+    stop: Arc<AtomicBool>,
+    counter: Arc<AtomicU64>,
+) {
+    let mut rng = quorum::rng::Rng::new(client * 7919 + 1);
+    while !stop.load(Ordering::Relaxed) {
+        let port = ports[rng.below(ports.len() as u64) as usize];
+        let key = format!("r{}", rng.below(3));
+        let write = rng.below(2) == 0;
+        let value = format!("c{client}n{}", counter.fetch_add(1, Ordering::Relaxed));
+        let invoked_at = recorder.started.elapsed().as_micros() as u64;
+        let reply = if write {
+            try_cmd(port, &["SET", &key, &value])
+        } else {
+            try_cmd(port, &["GET", &key])
+        };
+        let completed = recorder.started.elapsed().as_micros() as u64;
+        let (kind, completed_at) = match (&reply, write) {
+            (Some(Frame::Simple(ok)), true) if ok == "OK" => {
+                recorder
+                    .acknowledged
+                    .lock()
+                    .unwrap()
+                    .push((key.clone(), value.clone()));
+                (
+                    OpKind::Write {
+                        value: value.clone().into(),
+                    },
+                    Some(completed),
+                )
+            }
+            (Some(Frame::Bulk(v)), false) => (
+                OpKind::Read {
+                    observed: Some(v.clone()),
+                },
+                Some(completed),
+            ),
+            (Some(Frame::Null), false) => (OpKind::Read { observed: None }, Some(completed)),
+            (Some(Frame::Error(e)), _)
+                if e.starts_with("CLUSTERDOWN") || e.starts_with("TRYAGAIN") =>
+            {
+                continue; // Definitely not executed.
+            }
+            (Some(Frame::Error(e)), _) if !e.starts_with("UNKNOWN") => {
+                panic!("unexpected error {e:?}")
+            }
+            // Unknown outcome: an UNKNOWN error, or the node died with the request.
+            (_, true) => (
+                OpKind::Write {
+                    value: value.clone().into(),
+                },
+                None,
+            ),
+            (_, false) => continue,
+        };
+        recorder.history.lock().unwrap().push(Operation {
+            client,
+            key: key.into(),
+            kind,
+            invoked_at,
+            completed_at,
+        });
+    }
+}
+
+#[test]
+fn killing_the_leader_loses_no_acknowledged_write() {
+    let rounds: usize = std::env::var("QUORUM_FAILOVERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let mut cluster = Cluster::start("cluster-failover");
+    let recorder = Arc::new(Recorder {
+        started: Instant::now(),
+        history: Mutex::new(Vec::new()),
+        acknowledged: Mutex::new(Vec::new()),
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let counter = Arc::new(AtomicU64::new(0));
+    let clients: Vec<_> = (0..6)
+        .map(|c| {
+            let (ports, recorder, stop, counter) = (
+                cluster.ports.clone(),
+                recorder.clone(),
+                stop.clone(),
+                counter.clone(),
+            );
+            std::thread::spawn(move || client_loop(c, ports, recorder, stop, counter))
+        })
+        .collect();
+    let mut failovers_ms = Vec::new();
+    for round in 0..rounds {
+        std::thread::sleep(Duration::from_millis(300));
+        let leader = cluster.wait_for_leader(Duration::from_secs(30));
+        cluster.kill(leader);
+        let killed = Instant::now();
+        // The first write that succeeds through a surviving node.
+        let survivor = cluster.ports[(leader + 1) % 3];
+        loop {
+            if try_cmd(survivor, &["SET", "probe", &round.to_string()]) == Some(Frame::ok()) {
+                break;
+            }
+            assert!(
+                killed.elapsed() < Duration::from_secs(30),
+                "no write for 30 s after the kill"
+            );
+        }
+        failovers_ms.push(killed.elapsed().as_millis() as u64);
+        cluster.start_node(leader);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    failovers_ms.sort_unstable();
+    let median = failovers_ms[failovers_ms.len() / 2];
+    let max = *failovers_ms.last().unwrap();
+    println!(
+        "failover, kill to first write: median {median} ms, max {max} ms over {rounds} kills: {failovers_ms:?}"
+    );
+    // No acknowledged write is lost: a final read of every key through every node joins the
+    // history, and the whole history must be linearizable (a lost write would leave some read
+    // unexplained).
+    cluster.wait_for_leader(Duration::from_secs(30));
+    for port in cluster.ports.clone() {
+        for k in 0..3 {
+            let key = format!("r{k}");
+            let invoked_at = recorder.started.elapsed().as_micros() as u64;
+            let observed = match try_cmd(port, &["GET", &key]) {
+                Some(Frame::Bulk(v)) => Some(v),
+                Some(Frame::Null) => None,
+                other => panic!("final read of {key}: {other:?}"),
+            };
+            let completed_at = Some(recorder.started.elapsed().as_micros() as u64);
+            recorder.history.lock().unwrap().push(Operation {
+                client: 1000,
+                key: key.into(),
+                kind: OpKind::Read { observed },
+                invoked_at,
+                completed_at,
+            });
+        }
+    }
+    let history = recorder.history.lock().unwrap().clone();
+    let acknowledged = recorder.acknowledged.lock().unwrap().len();
+    println!(
+        "{} operations, {acknowledged} acknowledged writes",
+        history.len()
+    );
+    assert!(acknowledged > 50, "the load made progress");
+    match linearizability::check(&history, 5_000_000) {
+        linearizability::Outcome::Violation { key, message } => {
+            panic!(
+                "not linearizable on {}: {message}",
+                String::from_utf8_lossy(&key)
+            )
+        }
+        outcome => println!("linearizability: {outcome:?}"),
+    }
+    assert!(median < 3_000, "median failover {median} ms");
+    assert!(max < 15_000, "max failover {max} ms");
+}
