@@ -10,7 +10,7 @@ use common::{Node, Raw, bulk, temp_dir};
 use quorum::linearizability::{self, OpKind, Operation};
 use quorum::resp::{self, Frame, Limits};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,25 +23,9 @@ struct Cluster {
     members: String,
 }
 
-/// Three consecutive client ports whose peer ports (+10000) are free too.
-fn free_ports() -> Vec<u16> {
-    let start = 20_000 + (std::process::id() % 2_000) as u16 * 7;
-    for base in (start..50_000).step_by(3) {
-        let ports: Vec<u16> = (base..base + 3).collect();
-        let free = ports.iter().all(|p| {
-            TcpListener::bind(("127.0.0.1", *p)).is_ok()
-                && TcpListener::bind(("127.0.0.1", *p + 10_000)).is_ok()
-        });
-        if free {
-            return ports;
-        }
-    }
-    panic!("no free ports");
-}
-
 impl Cluster {
     fn start(name: &str) -> Cluster {
-        let ports = free_ports();
+        let ports = common::free_cluster_ports();
         let members = ports
             .iter()
             .map(|p| format!("127.0.0.1:{p}"))

@@ -187,3 +187,22 @@ pub fn bulk(s: &str) -> Frame {
 pub fn err(s: &str) -> Frame {
     Frame::error(s)
 }
+
+/// Three consecutive client ports whose peer ports (+10000) are free too. Each call starts its
+/// search elsewhere, so tests running in parallel do not pick the same ports.
+pub fn free_cluster_ports() -> Vec<u16> {
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed) as u16;
+    let start = 20_000 + (std::process::id() % 1_500) as u16 * 11 + call * 97;
+    for base in (start..54_000).step_by(3) {
+        let ports: Vec<u16> = (base..base + 3).collect();
+        let free = ports.iter().all(|p| {
+            std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", *p + 10_000)).is_ok()
+        });
+        if free {
+            return ports;
+        }
+    }
+    panic!("no free ports");
+}
