@@ -91,6 +91,12 @@ fn run(replicas: usize, writes: u64, clients: u64, pipeline: u64) -> f64 {
 }
 
 fn main() {
+    // `cargo test --all-targets` builds and runs benches too, in a debug build: only
+    // `cargo bench` (which passes --bench) measures.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("core benchmark: skipped (run it with `cargo bench --bench core`)");
+        return;
+    }
     let writes = env("CORE_BENCH_WRITES", 200_000);
     let clients = env("CORE_BENCH_CLIENTS", 64);
     let pipeline = env("CORE_BENCH_PIPELINE", 16);

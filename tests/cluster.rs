@@ -52,6 +52,11 @@ impl Cluster {
         self.nodes[i] = Some(node);
     }
 
+    /// SIGTERM: the node hands leadership over and stops; true if it exited cleanly.
+    fn terminate(&mut self, i: usize) -> bool {
+        self.nodes[i].take().is_some_and(|node| node.terminate())
+    }
+
     fn kill(&mut self, i: usize) {
         if let Some(node) = self.nodes[i].take() {
             node.kill9();
@@ -368,4 +373,103 @@ fn killing_the_leader_loses_no_acknowledged_write() {
     }
     assert!(median < 3_000, "median failover {median} ms");
     assert!(max < 15_000, "max failover {max} ms");
+}
+
+/// One command on a fresh connection: `Err(None)` if nothing listens there (the client goes
+/// elsewhere: not an error), `Err(Some(what))` if the node took the connection but gave no
+/// proper answer.
+fn command_outcome(port: u16, args: &[&str]) -> Result<Frame, Option<String>> {
+    let Ok(mut stream) =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500))
+    else {
+        return Err(None);
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(8)))
+        .unwrap();
+    let mut out = Vec::new();
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    resp::encode_request(&args, &mut out);
+    if stream.write_all(&out).is_err() {
+        return Err(Some(
+            "the connection was closed before the request was sent".into(),
+        ));
+    }
+    let mut buf = Vec::new();
+    loop {
+        if let Ok(Some((frame, _))) = resp::decode_frame(&buf, &Limits::default()) {
+            return match frame {
+                Frame::Error(text) => Err(Some(text)),
+                frame => Ok(frame),
+            };
+        }
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return Err(Some("the connection closed without a reply".into())),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[test]
+fn sigterm_on_the_leader_hands_over_without_a_client_error() {
+    let mut cluster = Cluster::start("cluster-sigterm");
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let done = Arc::new(AtomicU64::new(0));
+    let clients: Vec<_> = (0..4u64)
+        .map(|c| {
+            let (ports, stop, errors, done) = (
+                cluster.ports.clone(),
+                stop.clone(),
+                errors.clone(),
+                done.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut rng = quorum::rng::Rng::new(c + 11);
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let port = ports[rng.below(3) as usize];
+                    n += 1;
+                    let value = format!("{c}-{n}");
+                    let args: Vec<&str> = if n % 2 == 0 {
+                        vec!["SET", "k", &value]
+                    } else {
+                        vec!["GET", "k"]
+                    };
+                    match command_outcome(port, &args) {
+                        Ok(_) => {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(None) => {} // Nothing listens there now: another node, next time.
+                        Err(Some(error)) => errors
+                            .lock()
+                            .unwrap()
+                            .push(format!("{args:?} on {port}: {error}")),
+                    }
+                }
+            })
+        })
+        .collect();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(400));
+        let leader = cluster.wait_for_leader(Duration::from_secs(30));
+        assert!(
+            cluster.terminate(leader),
+            "the node exits cleanly on SIGTERM"
+        );
+        cluster.start_node(leader);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let errors = errors.lock().unwrap();
+    println!(
+        "{} commands answered across 3 planned leader restarts",
+        done.load(Ordering::Relaxed)
+    );
+    assert!(errors.is_empty(), "client errors: {errors:#?}");
+    assert!(done.load(Ordering::Relaxed) > 100);
 }

@@ -161,6 +161,9 @@ pub(crate) enum Event {
     },
     Wal(WriteOutcome),
     Snapshot(oneshot::Sender<CoreSnapshot>),
+    /// A planned shutdown: if this node leads, hand leadership to the most up-to-date
+    /// follower; answer once it no longer leads (or at once if it never did).
+    HandOver(oneshot::Sender<()>),
 }
 
 pub fn now_ms() -> u64 {
@@ -282,9 +285,14 @@ pub async fn run_with(
         "quorum node listening on {local} (data in {})",
         config.dir.display()
     );
+    let terminate = terminate_signal();
     tokio::select! {
-        _ = conn::accept_loop(listener, shared, events_tx) => Ok(()),
+        _ = conn::accept_loop(listener, shared.clone(), events_tx.clone()) => Ok(()),
         _ = stop => Ok(()),
+        _ = terminate => {
+            shut_down_gracefully(&events_tx, &shared).await;
+            Ok(())
+        }
         // The core loop never ends on its own: if it stopped, it panicked (a broken invariant).
         // Stop the process rather than accept clients that would never get an answer.
         ended = core => {
@@ -293,6 +301,35 @@ pub async fn run_with(
             std::process::exit(70);
         }
     }
+}
+
+/// Resolves on SIGTERM (never under madsim, which has no signals).
+async fn terminate_signal() {
+    #[cfg(not(madsim))]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            terminate.recv().await;
+            return;
+        }
+    }
+    std::future::pending::<()>().await
+}
+
+/// A planned shutdown (SIGTERM): hand leadership over first (a rolling restart then costs no
+/// election), stop accepting connections (the listener is gone once this runs), and answer
+/// every connection still open until its client closes it, for at most 5 s.
+async fn shut_down_gracefully(events: &mpsc::UnboundedSender<Event>, shared: &Shared) {
+    tracing::info!("SIGTERM: handing leadership over, then stopping");
+    let (tx, rx) = oneshot::channel();
+    if events.send(Event::HandOver(tx)).is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(3), rx).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !shared.clients.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tracing::info!("stopped on SIGTERM");
 }
 
 /// Where the core loop sends WAL jobs.
@@ -355,7 +392,12 @@ async fn core_loop(
     // How many `PersistFailed` the core was told of (see `WriteJob::epoch`).
     let mut failure_epoch = 0;
     let mut seen_role = (replica.role(), replica.term(), replica.leader());
+    // A planned shutdown waiting for the hand-over to finish.
+    let mut handing_over: Option<oneshot::Sender<()>> = None;
     loop {
+        if handing_over.is_some() && replica.role() != crate::replica::Role::Leader {
+            let _ = handing_over.take().unwrap().send(());
+        }
         let role = (replica.role(), replica.term(), replica.leader());
         if role != seen_role {
             tracing::info!(node = replica.id(), role = ?role.0, term = role.1, leader = ?role.2, "role changed");
@@ -379,7 +421,11 @@ async fn core_loop(
         let mut next = Some(first);
         let mut handled = 0;
         while let Some(event) = next.take() {
-            handle_event(&mut replica, event, &mut clients, &mut failure_epoch);
+            if let Event::HandOver(done) = event {
+                hand_over(&mut replica, done, &mut handing_over);
+            } else {
+                handle_event(&mut replica, event, &mut clients, &mut failure_epoch);
+            }
             handled += 1;
             if handled < 4096 {
                 next = events.try_recv().ok();
@@ -394,6 +440,28 @@ async fn core_loop(
             &mut replies,
             &clients,
         );
+    }
+}
+
+/// Starts a leader transfer to the most up-to-date follower (a planned shutdown).
+fn hand_over(
+    replica: &mut Replica,
+    done: oneshot::Sender<()>,
+    handing_over: &mut Option<oneshot::Sender<()>>,
+) {
+    let target = replica
+        .follower_matches()
+        .into_iter()
+        .max_by_key(|(id, matched)| (*matched, std::cmp::Reverse(*id)));
+    match target {
+        Some((to, _)) => {
+            tracing::info!(to, "handing leadership over");
+            replica.step(Input::TransferLeader { to });
+            *handing_over = Some(done);
+        }
+        None => {
+            let _ = done.send(());
+        }
     }
 }
 
@@ -422,6 +490,7 @@ fn handle_event(
         Event::Snapshot(reply) => {
             let _ = reply.send(CoreSnapshot::of(replica));
         }
+        Event::HandOver(_) => unreachable!("the core loop handles hand-overs itself"),
     }
 }
 

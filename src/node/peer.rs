@@ -360,7 +360,8 @@ async fn link(
             },
         };
         backoff = RECONNECT_MIN;
-        let (mut read_half, mut write_half) = stream.into_split();
+        // A generic split (madsim's TcpStream has no into_split).
+        let (mut read_half, mut write_half) = tokio::io::split(stream);
         let reader_events = events.clone();
         let mut reader = tokio::spawn(async move {
             loop {

@@ -88,7 +88,7 @@ impl RaftLog {
         first
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<LogEntry>> {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Arc<LogEntry>> {
         self.entries.iter()
     }
 }

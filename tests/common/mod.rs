@@ -110,6 +110,15 @@ impl Node {
         self.child.wait().unwrap();
     }
 
+    /// A planned stop: SIGTERM, then wait for the process to exit; returns whether it exited
+    /// successfully.
+    pub fn terminate(mut self) -> bool {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
