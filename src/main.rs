@@ -52,6 +52,10 @@ enum Commands {
         /// travels). Without it, any node that knows the member list may join.
         #[arg(long)]
         cluster_secret_file: Option<PathBuf>,
+        /// Clients must AUTH with this password (or HELLO ... AUTH default PASSWORD) before
+        /// any other command, as with Redis's requirepass.
+        #[arg(long)]
+        requirepass: Option<String>,
     },
     /// Start a local cluster: `--nodes` `quorum node` processes on consecutive ports from
     /// `--port`, data in DIR/1, DIR/2, ...; Ctrl-C stops them all.
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
             threads,
             cluster,
             cluster_secret_file,
+            requirepass,
         } => {
             let cluster_secret = match cluster_secret_file.map(std::fs::read).transpose() {
                 Ok(secret) => secret.map(|s| s.trim_ascii().to_vec()),
@@ -110,6 +115,7 @@ fn main() -> ExitCode {
             let config = NodeConfig {
                 cluster,
                 cluster_secret,
+                requirepass: requirepass.map(std::sync::Arc::from),
                 bind,
                 port,
                 dir,

@@ -50,11 +50,28 @@ pub struct Session {
     next_request_id: u64,
     multi: Option<Multi>,
     watched: Vec<WatchedKey>,
+    /// The node's `requirepass`, if any, and whether this connection has passed it.
+    requirepass: Option<std::sync::Arc<str>>,
+    authenticated: bool,
 }
 
+const NOAUTH: &str = "NOAUTH Authentication required.";
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
 impl Session {
+    /// A connection to a node that requires `requirepass` (if set) before any command.
+    pub fn with_password(id: ClientId, requirepass: Option<std::sync::Arc<str>>) -> Session {
+        Session {
+            authenticated: requirepass.is_none(),
+            requirepass,
+            ..Session::new(id)
+        }
+    }
+
     pub fn new(id: ClientId) -> Session {
         Session {
+            requirepass: None,
+            authenticated: true,
             id,
             db: 0,
             protocol: Protocol::Resp2,
@@ -96,6 +113,14 @@ impl Session {
             }
         };
         self.last_command = cmd.spec.name;
+        if !self.authenticated
+            && !matches!(
+                cmd.id(),
+                CommandId::Auth | CommandId::Hello | CommandId::Quit
+            )
+        {
+            return Action::Reply(Frame::error(NOAUTH));
+        }
         if self.multi.is_some() {
             return self.handle_in_multi(cmd);
         }
@@ -108,9 +133,7 @@ impl Session {
             CommandId::Select => Action::Reply(self.select(&cmd.argv[1])),
             CommandId::Quit => Action::ReplyAndClose(Frame::ok()),
             CommandId::Hello => Action::Reply(self.hello(&cmd.argv, hello)),
-            CommandId::Auth => Action::Reply(Frame::error(
-                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-            )),
+            CommandId::Auth => Action::Reply(self.auth(&cmd.argv)),
             CommandId::Multi => {
                 self.multi = Some(Multi::default());
                 Action::Reply(Frame::ok())
@@ -225,9 +248,39 @@ impl Session {
         }
     }
 
+    /// AUTH [username] password: only the `default` user exists, as in Redis with
+    /// `requirepass`.
+    fn auth(&mut self, argv: &[Bytes]) -> Frame {
+        let (user, password) = match argv.len() {
+            2 => (&b"default"[..], &argv[1]),
+            3 => (&argv[1][..], &argv[2]),
+            _ => return Frame::error("ERR syntax error"),
+        };
+        let Some(required) = self.requirepass.clone() else {
+            if argv.len() == 3 {
+                // The `default` user is `nopass` without requirepass: any password is fine.
+                return if user == b"default" {
+                    Frame::ok()
+                } else {
+                    Frame::error(WRONGPASS)
+                };
+            }
+            return Frame::error(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+            );
+        };
+        if user == b"default" && password_matches(&required, password) {
+            self.authenticated = true;
+            Frame::ok()
+        } else {
+            Frame::error(WRONGPASS)
+        }
+    }
+
     fn hello(&mut self, argv: &[Bytes], info: &HelloInfo) -> Frame {
         let mut protocol = self.protocol;
         let mut name = None;
+        let mut authenticates = false;
         if let Some(version) = argv.get(1) {
             match parse_int(version) {
                 Ok(2) => protocol = Protocol::Resp2,
@@ -241,13 +294,17 @@ impl Session {
             while i < argv.len() {
                 let option = &argv[i];
                 if option.eq_ignore_ascii_case(b"auth") && i + 2 < argv.len() {
-                    // No password is configured: like Redis's `default` user with `nopass`,
-                    // any password is accepted for it, and no other user exists.
-                    if !argv[i + 1].eq_ignore_ascii_case(b"default") {
-                        return Frame::error(
-                            "WRONGPASS invalid username-password pair or user is disabled.",
-                        );
+                    // Only the `default` user exists. Without requirepass it is `nopass`, as
+                    // in Redis: any password is accepted for it.
+                    let user_ok = argv[i + 1].as_ref() == b"default";
+                    let password_ok = self
+                        .requirepass
+                        .as_deref()
+                        .is_none_or(|required| password_matches(required, &argv[i + 2]));
+                    if !(user_ok && password_ok) {
+                        return Frame::error(WRONGPASS);
                     }
+                    authenticates = true;
                     i += 3;
                 } else if option.eq_ignore_ascii_case(b"setname") && i + 1 < argv.len() {
                     if let Err(error) = check_client_name(&argv[i + 1]) {
@@ -263,6 +320,12 @@ impl Session {
                 }
             }
         }
+        if !self.authenticated && !authenticates {
+            return Frame::error(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+            );
+        }
+        self.authenticated = true;
         self.protocol = protocol;
         if name.is_some() {
             self.name = name;
@@ -291,6 +354,21 @@ pub fn check_client_name(name: &[u8]) -> Result<(), Frame> {
             "ERR Client names cannot contain spaces, newlines or special characters.",
         ))
     }
+}
+
+/// Compares a password without an early exit on the first differing byte, so that the time
+/// taken says nothing about how much of it matched.
+fn password_matches(required: &str, given: &[u8]) -> bool {
+    let required = required.as_bytes();
+    let mut difference = required.len() ^ given.len();
+    for (i, byte) in given.iter().enumerate() {
+        difference |= (required
+            .get(i % required.len().max(1))
+            .copied()
+            .unwrap_or(0)
+            ^ byte) as usize;
+    }
+    difference == 0
 }
 
 #[cfg(test)]

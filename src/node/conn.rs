@@ -28,13 +28,32 @@ static HELLO: HelloInfo = HelloInfo {
     role: "master",
 };
 
+/// Accepts connections until `stop` fires; then takes every connection already waiting in the
+/// listen backlog (closing the listener would reset them, and their clients may have sent a
+/// request already), and returns, closing the listener.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     events: mpsc::UnboundedSender<Event>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
+    let mut stopping = false;
     loop {
-        let (stream, addr) = match listener.accept().await {
+        let accepted = if stopping {
+            match tokio::time::timeout(Duration::from_millis(5), listener.accept()).await {
+                Ok(accepted) => accepted,
+                Err(_) => return, // The backlog is empty.
+            }
+        } else {
+            tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = &mut stop => {
+                    stopping = true;
+                    continue;
+                }
+            }
+        };
+        let (stream, addr) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -49,7 +68,16 @@ pub(crate) async fn accept_loop(
             .fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();
         let events = events.clone();
+        shared.open_connections.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
+            /// Counts the connection closed however its task ends.
+            struct Open(Arc<Shared>);
+            impl Drop for Open {
+                fn drop(&mut self) {
+                    self.0.open_connections.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            let _open = Open(shared.clone());
             let mut stream = stream;
             if shared.connected_clients() >= shared.live.maxclients.load(Ordering::Relaxed) {
                 shared
@@ -108,7 +136,7 @@ async fn serve(
         .is_ok()
     {
         let mut conn = Connection {
-            session: Session::new(id),
+            session: Session::with_password(id, shared.config.requirepass.clone()),
             shared: shared.clone(),
             events: events.clone(),
             info,

@@ -44,6 +44,8 @@ pub struct NodeConfig {
     pub cluster: Vec<String>,
     /// The cluster's shared secret: peers must prove they know it.
     pub cluster_secret: Option<Vec<u8>>,
+    /// Clients must AUTH with this password before any other command (Redis's requirepass).
+    pub requirepass: Option<std::sync::Arc<str>>,
 }
 
 /// A node's peer (bus) port: its client port + 10000, as Redis Cluster's.
@@ -140,6 +142,7 @@ impl Default for NodeConfig {
             hz: 10,
             cluster: Vec::new(),
             cluster_secret: None,
+            requirepass: None,
         }
     }
 }
@@ -286,11 +289,21 @@ pub async fn run_with(
         config.dir.display()
     );
     let terminate = terminate_signal();
+    let (stop_accepting, accepting_stopped) = oneshot::channel();
+    let mut accepting = tokio::spawn(conn::accept_loop(
+        listener,
+        shared.clone(),
+        events_tx.clone(),
+        accepting_stopped,
+    ));
     tokio::select! {
-        _ = conn::accept_loop(listener, shared.clone(), events_tx.clone()) => Ok(()),
-        _ = stop => Ok(()),
+        _ = &mut accepting => Ok(()),
+        _ = stop => {
+            accepting.abort();
+            Ok(())
+        }
         _ = terminate => {
-            shut_down_gracefully(&events_tx, &shared).await;
+            shut_down_gracefully(&events_tx, &shared, stop_accepting, accepting).await;
             Ok(())
         }
         // The core loop never ends on its own: if it stopped, it panicked (a broken invariant).
@@ -317,16 +330,26 @@ async fn terminate_signal() {
 }
 
 /// A planned shutdown (SIGTERM): hand leadership over first (a rolling restart then costs no
-/// election), stop accepting connections (the listener is gone once this runs), and answer
-/// every connection still open until its client closes it, for at most 5 s.
-async fn shut_down_gracefully(events: &mpsc::UnboundedSender<Event>, shared: &Shared) {
+/// election), then stop accepting connections (taking those already waiting in the backlog),
+/// and answer every connection still open until its client closes it, for at most 5 s.
+async fn shut_down_gracefully(
+    events: &mpsc::UnboundedSender<Event>,
+    shared: &Shared,
+    stop_accepting: oneshot::Sender<()>,
+    accepting: tokio::task::JoinHandle<()>,
+) {
+    use std::sync::atomic::Ordering;
     tracing::info!("SIGTERM: handing leadership over, then stopping");
     let (tx, rx) = oneshot::channel();
     if events.send(Event::HandOver(tx)).is_ok() {
         let _ = tokio::time::timeout(Duration::from_secs(3), rx).await;
     }
+    let _ = stop_accepting.send(());
+    let _ = accepting.await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !shared.clients.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
+    while shared.open_connections.load(Ordering::SeqCst) > 0
+        && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tracing::info!("stopped on SIGTERM");

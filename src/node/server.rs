@@ -61,6 +61,9 @@ pub struct Shared {
     pub wal: Arc<WalStats>,
     pub clients: Mutex<BTreeMap<ClientId, Arc<Mutex<ClientInfo>>>>,
     next_client_id: AtomicU64,
+    /// Connections accepted and not yet closed (counted from the accept, before the
+    /// connection's task registers it): a planned shutdown waits for this to reach zero.
+    pub open_connections: AtomicUsize,
 }
 
 impl Shared {
@@ -78,6 +81,7 @@ impl Shared {
             wal,
             clients: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
+            open_connections: AtomicUsize::new(0),
         }
     }
 
