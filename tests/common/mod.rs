@@ -198,12 +198,16 @@ pub fn err(s: &str) -> Frame {
 }
 
 /// Three consecutive client ports whose peer ports (+10000) are free too. Each call starts its
-/// search elsewhere, so tests running in parallel do not pick the same ports.
+/// search elsewhere, so tests running in parallel do not pick the same ports. Both ports stay
+/// below Linux's ephemeral range (from 32768): a node restarted on its port must not find it
+/// taken by some client connection's local end.
 pub fn free_cluster_ports() -> Vec<u16> {
     static CALLS: AtomicU32 = AtomicU32::new(0);
-    let call = CALLS.fetch_add(1, Ordering::Relaxed) as u16;
-    let start = 20_000 + (std::process::id() % 1_500) as u16 * 11 + call * 97;
-    for base in (start..54_000).step_by(3) {
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let span = 22_700 - 12_000;
+    let offset = ((std::process::id() * 11 + call * 997) % span) as u16;
+    for step in (0..span as u16).step_by(3) {
+        let base = 12_000 + (offset + step) % (span as u16 - 3);
         let ports: Vec<u16> = (base..base + 3).collect();
         let free = ports.iter().all(|p| {
             std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()
