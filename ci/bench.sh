@@ -13,6 +13,10 @@
 #   BENCH_KEYSPACE  spread keys over this many random names (redis-benchmark -r); the default,
 #                   0, is the matrix of the issue (one key per test, as redis-benchmark does
 #                   without -r)
+#   BENCH_SINGLE    0 skips the single-node section
+#   BENCH_REPLICATED 0 skips the replicated section: a 3-node quorum cluster (through its
+#                   leader) against Redis primary + 2 replicas, every write followed by
+#                   `WAIT 2 0` (examples/set_wait.rs), and against the standalone Redis above
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,10 +38,15 @@ if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/nu
 fi
 cargo build --release --locked --quiet
 
+cargo build --release --locked --quiet --example set_wait
+replicated_ports=()
+cluster_pids=()
 work=$(mktemp -d "${TMPDIR:-/tmp}/quorum-bench.XXXXXX")
 cleanup() {
-  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
-  [ -n "${quorum_pid:-}" ] && kill "$quorum_pid" 2>/dev/null || true
+  for port in "$REDIS_PORT" "${replicated_ports[@]}"; do
+    redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+  done
+  for pid in ${quorum_pid:-} "${cluster_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -77,7 +86,8 @@ printf '%-6s %3s | %12s %7s %7s | %12s %7s %7s | %6s %6s %s\n' \
   test P redis_ops/s p50_ms p99_ms quorum_ops/s p50_ms p99_ms ratio target ok
 failures=0
 row=0
-for pipeline in $PIPELINES; do
+[ "${BENCH_SINGLE:-1}" = 0 ] && PIPELINES_SINGLE="" || PIPELINES_SINGLE=$PIPELINES
+for pipeline in $PIPELINES_SINGLE; do
   for test in $TESTS; do
     # Alternate who goes first so that neither always runs on a warmer machine.
     row=$((row + 1))
@@ -98,3 +108,77 @@ for pipeline in $PIPELINES; do
   done
 done
 echo "rows below target: $failures"
+
+[ "${BENCH_REPLICATED:-1}" = 0 ] && exit 0
+kill "$quorum_pid" 2>/dev/null || true
+quorum_pid=""
+# Redis: a primary and two replicas, every one fsyncing every write.
+R1=$((REDIS_PORT + 10)); R2=$((REDIS_PORT + 11)); R3=$((REDIS_PORT + 12))
+replicated_ports=("$R1" "$R2" "$R3")
+for port in "$R1" "$R2" "$R3"; do
+  mkdir -p "$work/r$port"
+  extra=()
+  [ "$port" != "$R1" ] && extra=(--replicaof 127.0.0.1 "$R1")
+  redis-server --port "$port" --dir "$work/r$port" --appendonly yes --appendfsync always \
+    --save '' --daemonize yes --logfile "$work/r$port.log" "${extra[@]}"
+done
+for port in "$R2" "$R3"; do
+  for _ in $(seq 200); do
+    redis-cli -p "$port" info replication 2>/dev/null | grep -q master_link_status:up && break
+    sleep 0.1
+  done
+done
+# quorum: three nodes.
+Q1=$((QUORUM_PORT + 20))
+members="127.0.0.1:$Q1,127.0.0.1:$((Q1 + 1)),127.0.0.1:$((Q1 + 2))"
+for i in 0 1 2; do
+  target/release/quorum node --port $((Q1 + i)) --dir "$work/q$i" --cluster "$members" \
+    >"$work/q$i.log" 2>&1 &
+  cluster_pids+=($!)
+done
+leader=""
+for _ in $(seq 200); do
+  for i in 0 1 2; do
+    [ "$(redis-cli -p $((Q1 + i)) role 2>/dev/null | head -1)" = master ] && leader=$((Q1 + i))
+  done
+  [ -n "$leader" ] && break
+  sleep 0.1
+done
+[ -n "$leader" ] || { echo "the quorum cluster elected no leader" >&2; exit 1; }
+
+echo
+echo "replicated: quorum 3 nodes (through the leader; majority fsync before every ack) vs Redis primary + 2 replicas"
+echo "(appendfsync always everywhere; writes followed by WAIT 2 0) vs standalone Redis (appendfsync always)"
+printf '%-6s %3s | %10s %7s %7s | %10s %7s %7s | %10s %7s %7s | %8s %8s %s\n' \
+  test P alone_ops/s p50 p99 repl_ops/s p50 p99 quorum_ops/s p50 p99 q/alone q/repl ok
+repl_failures=0
+for pipeline in $PIPELINES; do
+  for test in set get incr; do
+    read -r a_rps a_p50 a_p99 < <(best "$REDIS_PORT" "$test" "$pipeline")
+    if [ "$test" = get ]; then
+      read -r r_rps r_p50 r_p99 < <(best "$R1" get "$pipeline")
+    else
+      top="0 0 0"
+      for _ in $(seq "$ROUNDS"); do
+        r=$(target/release/examples/set_wait "$R1" "$CLIENTS" "$REQUESTS" "$pipeline" 2 "$test")
+        awk -v a="$r" -v b="$top" 'BEGIN { split(a, x, " "); split(b, y, " "); exit !(x[1] > y[1]) }' && top=$r
+      done
+      read -r r_rps r_p50 r_p99 <<<"$top"
+    fi
+    read -r q_rps q_p50 q_p99 < <(best "$leader" "$test" "$pipeline")
+    q_alone=$(awk -v q="$q_rps" -v r="$a_rps" 'BEGIN { printf "%.2f", (r > 0 ? q / r : 0) }')
+    q_repl=$(awk -v q="$q_rps" -v r="$r_rps" 'BEGIN { printf "%.2f", (r > 0 ? q / r : 0) }')
+    # Targets: writes >= 1.5x Redis+WAIT and >= 0.7x standalone; GET >= 0.7x Redis GET.
+    ok=yes
+    if [ "$test" = get ]; then
+      awk -v x="$q_repl" 'BEGIN { exit !(x >= 0.7) }' || ok=NO
+    else
+      awk -v x="$q_repl" -v y="$q_alone" 'BEGIN { exit !(x >= 1.5 && y >= 0.7) }' || ok=NO
+    fi
+    [ "$ok" = NO ] && repl_failures=$((repl_failures + 1))
+    printf '%-6s %3s | %10.0f %7s %7s | %10.0f %7s %7s | %10.0f %7s %7s | %8s %8s %s\n' \
+      "$test" "$pipeline" "$a_rps" "$a_p50" "$a_p99" "$r_rps" "$r_p50" "$r_p99" \
+      "$q_rps" "$q_p50" "$q_p99" "$q_alone" "$q_repl" "$ok"
+  done
+done
+echo "replicated rows below target: $repl_failures"
