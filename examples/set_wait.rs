@@ -40,14 +40,18 @@ fn main() {
             value.len()
         ),
     };
-    let wait = format!("*3\r\n$4\r\nWAIT\r\n${}\r\n{replicas}\r\n$1\r\n0\r\n", replicas.to_string().len());
+    let wait = format!(
+        "*3\r\n$4\r\nWAIT\r\n${}\r\n{replicas}\r\n$1\r\n0\r\n",
+        replicas.to_string().len()
+    );
     let batch = (set + &wait).repeat(pipeline as usize);
     let issued = Arc::new(AtomicU64::new(0));
     let latencies_us = Arc::new(Mutex::new(Vec::with_capacity(requests as usize)));
     let started = Instant::now();
     let threads: Vec<_> = (0..clients)
         .map(|_| {
-            let (issued, latencies_us, batch) = (issued.clone(), latencies_us.clone(), batch.clone());
+            let (issued, latencies_us, batch) =
+                (issued.clone(), latencies_us.clone(), batch.clone());
             std::thread::spawn(move || {
                 let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
                 stream.set_nodelay(true).unwrap();
@@ -74,7 +78,9 @@ fn main() {
     let elapsed = started.elapsed().as_secs_f64();
     let mut latencies = latencies_us.lock().unwrap().clone();
     latencies.sort_unstable();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)] as f64 / 1000.0;
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)] as f64 / 1000.0
+    };
     println!(
         "{:.0} {:.3} {:.3}",
         latencies.len() as f64 / elapsed,

@@ -36,6 +36,10 @@ enum Commands {
         /// Largest unparsed input kept per client, in bytes (client-query-buffer-limit).
         #[arg(long, default_value_t = 1024 * 1024 * 1024)]
         client_query_buffer_limit: usize,
+        /// Most reply bytes kept for one client that does not read them; beyond it the client
+        /// is disconnected (a client pipelining more than it reads).
+        #[arg(long, default_value_t = 1024 * 1024 * 1024)]
+        client_output_buffer_limit: usize,
         /// Size at which a WAL segment is closed and a new one started, in bytes.
         #[arg(long, default_value_t = 64 * 1024 * 1024)]
         wal_segment_bytes_max: u64,
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
             maxclients,
             proto_max_bulk_len,
             client_query_buffer_limit,
+            client_output_buffer_limit,
             wal_segment_bytes_max,
             threads,
             cluster,
@@ -122,6 +127,7 @@ fn main() -> ExitCode {
                 maxclients,
                 proto_max_bulk_len,
                 client_query_buffer_limit,
+                client_output_buffer_limit,
                 segment_bytes_max: wal_segment_bytes_max,
                 ..NodeConfig::default()
             };

@@ -222,6 +222,25 @@ fn the_query_buffer_is_bounded() {
 }
 
 #[test]
+fn a_client_pipelining_more_than_it_reads_is_disconnected() {
+    let dir = temp_dir("obuf");
+    let node = Node::try_start(&dir, &["--client-output-buffer-limit", "1048576"]).unwrap();
+    let mut raw = node.raw();
+    let value = "x".repeat(100 * 1024);
+    assert_eq!(raw.cmd(&["SET", "big", &value]), Frame::ok());
+    // 50 GETs of 100 KB in one pipeline: 5 MB of replies against a 1 MB limit. The client is
+    // dropped before any of it is buffered past the limit; the server goes on.
+    let mut pipeline = Vec::new();
+    for _ in 0..50 {
+        quorum::resp::encode_request(&[b"GET", b"big"], &mut pipeline);
+    }
+    raw.send(&pipeline);
+    assert!(raw.is_closed(), "disconnected at the output buffer limit");
+    let mut other = node.raw();
+    assert_eq!(other.cmd(&["STRLEN", "big"]), Frame::Integer(100 * 1024));
+}
+
+#[test]
 fn server_commands_answer_in_redis_shapes() {
     let node = Node::start(&temp_dir("server"));
     let mut raw = node.raw();

@@ -335,6 +335,18 @@ impl Connection {
                 }
             };
             resp::encode(&frame, protocol, &mut self.out);
+            if self.out.len() > self.shared.config.client_output_buffer_limit {
+                // A client that pipelines requests for more than it reads would make this
+                // buffer grow without bound: disconnect it instead, as Redis's
+                // client-output-buffer-limit does.
+                tracing::warn!(
+                    client = self.session.id,
+                    bytes = self.out.len(),
+                    limit = self.shared.config.client_output_buffer_limit,
+                    "closing a client over the output buffer limit"
+                );
+                return Err("output buffer limit reached".into());
+            }
         }
         self.update_info();
         Ok(())

@@ -36,6 +36,8 @@ pub struct NodeConfig {
     pub maxclients: usize,
     pub proto_max_bulk_len: usize,
     pub client_query_buffer_limit: usize,
+    /// Most reply bytes waiting for one client; beyond it the client is disconnected.
+    pub client_output_buffer_limit: usize,
     pub segment_bytes_max: u64,
     /// Event loop frequency for timers and active expiry, as Redis's `hz`.
     pub hz: u32,
@@ -138,6 +140,7 @@ impl Default for NodeConfig {
             maxclients: 10_000,
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
+            client_output_buffer_limit: 1024 * 1024 * 1024,
             segment_bytes_max: 64 * 1024 * 1024,
             hz: 10,
             cluster: Vec::new(),
