@@ -10,6 +10,9 @@ use std::process::ExitCode;
 #[command(
     name = "quorum",
     version,
+    // A flag given twice keeps its last value: flags from `--config` come first, so the
+    // command line overrides the file.
+    args_override_self = true,
     about = "A Redis-compatible key-value database whose replicas agree before they answer"
 )]
 struct Cli {
@@ -60,6 +63,10 @@ enum Commands {
         /// any other command, as with Redis's requirepass.
         #[arg(long)]
         requirepass: Option<String>,
+        /// A TOML file holding any of these flags (`port = 7001`, `cluster = ["h:p", ...]`,
+        /// `requirepass = "..."`); flags on the command line override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Start a local cluster: `--nodes` `quorum node` processes on consecutive ports from
     /// `--port`, data in DIR/1, DIR/2, ...; Ctrl-C stops them all.
@@ -95,7 +102,14 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let args = match args_with_config_file(std::env::args().collect()) {
+        Ok(args) => args,
+        Err(error) => {
+            eprintln!("quorum: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match Cli::parse_from(args).command {
         Commands::Node {
             port,
             dir,
@@ -109,6 +123,7 @@ fn main() -> ExitCode {
             cluster,
             cluster_secret_file,
             requirepass,
+            config: _,
         } => {
             let cluster_secret = match cluster_secret_file.map(std::fs::read).transpose() {
                 Ok(secret) => secret.map(|s| s.trim_ascii().to_vec()),
@@ -280,4 +295,59 @@ fn run_cluster(nodes: u16, port: u16, dir: &std::path::Path) -> ExitCode {
         let _ = child.wait();
     }
     ExitCode::SUCCESS
+}
+
+/// `quorum node --config FILE`: the file's keys become flags placed before the command line's
+/// own, so that the command line wins. Keys are the flags' names (`client_query_buffer_limit`
+/// or `client-query-buffer-limit`); a list becomes a comma-separated value.
+fn args_with_config_file(args: Vec<String>) -> Result<Vec<String>, String> {
+    let Some(position) = args
+        .iter()
+        .position(|a| a == "--config" || a.starts_with("--config="))
+    else {
+        return Ok(args);
+    };
+    let path = match args[position].strip_prefix("--config=") {
+        Some(path) => path.to_string(),
+        None => args
+            .get(position + 1)
+            .cloned()
+            .ok_or("--config needs a file")?,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| format!("{path} is not valid TOML: {e}"))?;
+    let mut from_file = Vec::new();
+    for (key, value) in table {
+        let flag = format!("--{}", key.replace('_', "-"));
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|item| match item {
+                    toml::Value::String(s) => Ok(s.clone()),
+                    other => Err(format!("{path}: {key} must list strings, not {other}")),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+            other => {
+                return Err(format!(
+                    "{path}: {key} = {other} is not a string, number or list"
+                ));
+            }
+        };
+        from_file.push(flag);
+        from_file.push(value);
+    }
+    // Right after the subcommand, before every flag of the command line.
+    let subcommand = args
+        .iter()
+        .position(|a| a == "node")
+        .ok_or("--config applies to `quorum node`")?;
+    let mut merged = args[..=subcommand].to_vec();
+    merged.extend(from_file);
+    merged.extend_from_slice(&args[subcommand + 1..]);
+    Ok(merged)
 }

@@ -69,3 +69,43 @@ fn without_requirepass_auth_says_so() {
     assert_eq!(raw.cmd(&["AUTH", "default", "anything"]), Frame::ok());
     assert_eq!(raw.cmd(&["GET", "k"]), Frame::Null);
 }
+
+#[test]
+fn a_config_file_holds_flags_and_the_command_line_overrides_it() {
+    let dir = temp_dir("config-file");
+    let file = dir.join("quorum.toml");
+    std::fs::write(
+        &file,
+        "requirepass = \"from-file\"\nclient_output_buffer_limit = 2000000\nmaxclients = 7\n",
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let node = Node::try_start(&dir.join("a"), &["--config", &file]).unwrap();
+    let mut raw = node.raw();
+    assert_eq!(
+        raw.cmd(&["GET", "k"]),
+        err("NOAUTH Authentication required.")
+    );
+    assert_eq!(raw.cmd(&["AUTH", "from-file"]), Frame::ok());
+    assert_eq!(
+        raw.cmd(&["CONFIG", "GET", "maxclients"]),
+        Frame::Array(vec![bulk("maxclients"), bulk("7")])
+    );
+    drop(node);
+    let node = Node::try_start(
+        &dir.join("b"),
+        &["--config", &file, "--requirepass", "from-cli"],
+    )
+    .unwrap();
+    let mut raw = node.raw();
+    assert!(
+        matches!(raw.cmd(&["AUTH", "from-file"]), Frame::Error(e) if e.starts_with("WRONGPASS"))
+    );
+    assert_eq!(raw.cmd(&["AUTH", "from-cli"]), Frame::ok());
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "port = [1, 2]\n").unwrap();
+    let error = Node::try_start(&dir.join("c"), &["--config", &bad.display().to_string()])
+        .err()
+        .expect("a bad config file stops the node");
+    assert!(error.contains("must list strings"), "{error}");
+}
