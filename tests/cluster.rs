@@ -101,24 +101,39 @@ impl Cluster {
     }
 }
 
-/// One command on a fresh connection, with timeouts; `None` if the node is unreachable.
+/// One command on a fresh connection, with timeouts; `None` if the node is unreachable or
+/// gave no answer.
 fn try_cmd(port: u16, args: &[&str]) -> Option<Frame> {
-    let mut stream =
+    exchange(port, args).ok()
+}
+
+/// One command on a fresh connection: its reply (errors included), `Err(None)` if nothing
+/// listens there, `Err(Some(why))` if the node took the connection but gave no answer.
+fn exchange(port: u16, args: &[&str]) -> Result<Frame, Option<String>> {
+    let Ok(mut stream) =
         TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500))
-            .ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(8))).ok()?;
+    else {
+        return Err(None);
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(8)))
+        .unwrap();
     let mut out = Vec::new();
     let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
     resp::encode_request(&args, &mut out);
-    stream.write_all(&out).ok()?;
+    if stream.write_all(&out).is_err() {
+        return Err(Some(
+            "the connection was closed before the request was sent".into(),
+        ));
+    }
     let mut buf = Vec::new();
     loop {
         if let Ok(Some((frame, _))) = resp::decode_frame(&buf, &Limits::default()) {
-            return Some(frame);
+            return Ok(frame);
         }
         let mut chunk = [0u8; 4096];
         match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
+            Ok(0) | Err(_) => return Err(Some("the connection closed without a reply".into())),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
@@ -375,39 +390,12 @@ fn killing_the_leader_loses_no_acknowledged_write() {
     assert!(max < 15_000, "max failover {max} ms");
 }
 
-/// One command on a fresh connection: `Err(None)` if nothing listens there (the client goes
-/// elsewhere: not an error), `Err(Some(what))` if the node took the connection but gave no
-/// proper answer.
+/// [`exchange`], with an error reply counted as a failure: `Err(None)` if nothing listens there
+/// (the client goes elsewhere: not an error), `Err(Some(what))` otherwise.
 fn command_outcome(port: u16, args: &[&str]) -> Result<Frame, Option<String>> {
-    let Ok(mut stream) =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500))
-    else {
-        return Err(None);
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(8)))
-        .unwrap();
-    let mut out = Vec::new();
-    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-    resp::encode_request(&args, &mut out);
-    if stream.write_all(&out).is_err() {
-        return Err(Some(
-            "the connection was closed before the request was sent".into(),
-        ));
-    }
-    let mut buf = Vec::new();
-    loop {
-        if let Ok(Some((frame, _))) = resp::decode_frame(&buf, &Limits::default()) {
-            return match frame {
-                Frame::Error(text) => Err(Some(text)),
-                frame => Ok(frame),
-            };
-        }
-        let mut chunk = [0u8; 4096];
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return Err(Some("the connection closed without a reply".into())),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
+    match exchange(port, args)? {
+        Frame::Error(text) => Err(Some(text)),
+        frame => Ok(frame),
     }
 }
 

@@ -95,15 +95,25 @@ fn random_u64() -> u64 {
         .finish()
 }
 
-fn mac(secret: &[u8], role: &[u8], setup_ids: (u64, u64, u64), nonces: (u64, u64)) -> Vec<u8> {
+/// The MAC a side proves the secret with: over its role, the ids (cluster, dialer, acceptor)
+/// and both nonces, each side's own last, so that no proof can be replayed.
+fn keyed(secret: &[u8], role: &[u8], ids: (u64, u64, u64), nonces: (u64, u64)) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(role);
-    for n in [setup_ids.0, setup_ids.1, setup_ids.2, nonces.0, nonces.1] {
+    for n in [ids.0, ids.1, ids.2, nonces.0, nonces.1] {
         mac.update(&n.to_le_bytes());
     }
-    mac.finalize().into_bytes().to_vec()
+    mac
 }
 
+fn mac(secret: &[u8], role: &[u8], ids: (u64, u64, u64), nonces: (u64, u64)) -> Vec<u8> {
+    keyed(secret, role, ids, nonces)
+        .finalize()
+        .into_bytes()
+        .to_vec()
+}
+
+/// Checks a proof (in constant time).
 fn verify(
     secret: &[u8],
     role: &[u8],
@@ -111,12 +121,7 @@ fn verify(
     nonces: (u64, u64),
     proof: &[u8],
 ) -> bool {
-    let mut check = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    check.update(role);
-    for n in [ids.0, ids.1, ids.2, nonces.0, nonces.1] {
-        check.update(&n.to_le_bytes());
-    }
-    check.verify_slice(proof).is_ok()
+    keyed(secret, role, ids, nonces).verify_slice(proof).is_ok()
 }
 
 async fn write_frame(

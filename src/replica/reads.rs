@@ -162,16 +162,21 @@ impl Replica {
         if self.role == Role::Leader {
             self.reads.remote_unsent.push((from, ctx));
         } else {
-            let term = self.hard.term;
-            self.send(
-                from,
-                Message::ReadIndexReply {
-                    term,
-                    ctx,
-                    index: None,
-                },
-            );
+            self.refuse_read_index(from, ctx);
         }
+    }
+
+    /// "Not the leader": the asker asks again, of whoever leads.
+    fn refuse_read_index(&mut self, from: NodeId, ctx: u64) {
+        let term = self.hard.term;
+        self.send(
+            from,
+            Message::ReadIndexReply {
+                term,
+                ctx,
+                index: None,
+            },
+        );
     }
 
     pub(super) fn on_read_index_reply(&mut self, ctx: u64, index: Option<u64>) {
@@ -196,27 +201,11 @@ impl Replica {
         for round in std::mem::take(&mut self.reads.rounds) {
             back.extend(round.local);
             for (from, ctx) in round.remote {
-                let term = self.hard.term;
-                self.send(
-                    from,
-                    Message::ReadIndexReply {
-                        term,
-                        ctx,
-                        index: None,
-                    },
-                );
+                self.refuse_read_index(from, ctx);
             }
         }
         for (from, ctx) in std::mem::take(&mut self.reads.remote_unsent) {
-            let term = self.hard.term;
-            self.send(
-                from,
-                Message::ReadIndexReply {
-                    term,
-                    ctx,
-                    index: None,
-                },
-            );
+            self.refuse_read_index(from, ctx);
         }
         for (_, ask) in std::mem::take(&mut self.reads.asks) {
             back.extend(ask.reads);
