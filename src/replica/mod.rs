@@ -134,6 +134,15 @@ pub struct PersistBatch {
     pub entries: Vec<Arc<LogEntry>>,
 }
 
+impl PersistBatch {
+    /// The batch as WAL records, in the order they are written.
+    pub fn records(&self) -> Vec<WalRecord> {
+        let hard_state = self.hard_state.map(WalRecord::HardState);
+        let entries = self.entries.iter().map(|e| WalRecord::Entry((**e).clone()));
+        hard_state.into_iter().chain(entries).collect()
+    }
+}
+
 #[derive(Debug)]
 pub enum Output {
     Persist(PersistBatch),

@@ -144,15 +144,7 @@ impl Replica {
                 self.reads.ready.insert((round.index, no));
             }
             for (from, ctx) in round.remote {
-                let term = self.hard.term;
-                self.send(
-                    from,
-                    Message::ReadIndexReply {
-                        term,
-                        ctx,
-                        index: Some(round.index),
-                    },
-                );
+                self.answer_read_index(from, ctx, Some(round.index));
             }
         }
         self.serve_ready_reads();
@@ -162,21 +154,15 @@ impl Replica {
         if self.role == Role::Leader {
             self.reads.remote_unsent.push((from, ctx));
         } else {
-            self.refuse_read_index(from, ctx);
+            self.answer_read_index(from, ctx, None);
         }
     }
 
-    /// "Not the leader": the asker asks again, of whoever leads.
-    fn refuse_read_index(&mut self, from: NodeId, ctx: u64) {
+    /// Answers a follower's ask: the index to serve its reads at, or `None` ("not the
+    /// leader": it asks again, of whoever leads).
+    fn answer_read_index(&mut self, from: NodeId, ctx: u64, index: Option<u64>) {
         let term = self.hard.term;
-        self.send(
-            from,
-            Message::ReadIndexReply {
-                term,
-                ctx,
-                index: None,
-            },
-        );
+        self.send(from, Message::ReadIndexReply { term, ctx, index });
     }
 
     pub(super) fn on_read_index_reply(&mut self, ctx: u64, index: Option<u64>) {
@@ -201,11 +187,11 @@ impl Replica {
         for round in std::mem::take(&mut self.reads.rounds) {
             back.extend(round.local);
             for (from, ctx) in round.remote {
-                self.refuse_read_index(from, ctx);
+                self.answer_read_index(from, ctx, None);
             }
         }
         for (from, ctx) in std::mem::take(&mut self.reads.remote_unsent) {
-            self.refuse_read_index(from, ctx);
+            self.answer_read_index(from, ctx, None);
         }
         for (_, ask) in std::mem::take(&mut self.reads.asks) {
             back.extend(ask.reads);

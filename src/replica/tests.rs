@@ -249,13 +249,7 @@ fn restore_replays_the_log_to_the_same_keyspace() {
         let mut seq = 0;
         while let Some(out) = r.poll_output() {
             if let Output::Persist(batch) = out {
-                records.extend(batch.hard_state.map(WalRecord::HardState));
-                records.extend(
-                    batch
-                        .entries
-                        .iter()
-                        .map(|e| WalRecord::Entry((**e).clone())),
-                );
+                records.extend(batch.records());
                 seq = batch.seq;
             }
         }

@@ -57,15 +57,7 @@ impl SimDisk {
             self.bytes.extend_from_slice(&encode_header(0));
             self.synced_len = self.bytes.len();
         }
-        let mut records: Vec<WalRecord> = Vec::new();
-        records.extend(batch.hard_state.map(WalRecord::HardState));
-        records.extend(
-            batch
-                .entries
-                .iter()
-                .map(|e| WalRecord::Entry((**e).clone())),
-        );
-        for record in records {
+        for record in batch.records() {
             let payload = codec::encode_wal_record(&record);
             let offset = self.bytes.len() as u64;
             let mut frame = Vec::new();
