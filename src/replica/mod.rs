@@ -512,8 +512,6 @@ impl Replica {
         self.on_own_vote_durable();
         if self.role == Role::Leader {
             self.advance_commit();
-        } else if self.is_single_voter() {
-            unreachable!("a single voter leads once its vote is durable");
         }
     }
 

@@ -331,3 +331,24 @@ fn interval_sets_merge_neighbours() {
     assert!(set.insert(4));
     assert_eq!(set.ranges.into_iter().collect::<Vec<_>>(), vec![(1, 6)]);
 }
+
+#[test]
+fn a_single_voter_whose_vote_is_slow_to_persist_campaigns_again_and_then_leads() {
+    // The disk takes longer than an election timeout to persist the first vote: the replica
+    // campaigns again in the next term, and leads once that vote is durable.
+    let mut r = Replica::new(ReplicaConfig::default(), 0);
+    let mut seq = 0;
+    drain_with_seq(&mut r, &mut seq);
+    assert_eq!((seq, r.term()), (1, 1));
+    r.step(Input::Tick { now_ms: 2_000 });
+    drain_with_seq(&mut r, &mut seq);
+    assert_eq!((seq, r.term()), (2, 2), "a second campaign");
+    r.step(Input::Persisted { seq: 1 });
+    assert_eq!(
+        r.role(),
+        Role::Candidate,
+        "the vote of term 1 is not this term's"
+    );
+    r.step(Input::Persisted { seq: 2 });
+    assert_eq!(r.role(), Role::Leader);
+}
