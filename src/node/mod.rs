@@ -15,7 +15,10 @@ pub mod peer;
 pub mod server;
 pub mod wal_writer;
 
-use crate::replica::{ClientId, Input, Output, Replica, ReplicaConfig, Request, Response};
+use crate::log::LogEntry;
+use crate::replica::{
+    ClientId, Input, Message, NodeId, Output, Replica, ReplicaConfig, Request, Response,
+};
 use crate::wal::{Disk, FsDisk, Wal, WalOptions};
 use server::{CoreSnapshot, Shared};
 use std::collections::BTreeMap;
@@ -167,6 +170,8 @@ pub(crate) enum Event {
     },
     Wal(WriteOutcome),
     Snapshot(oneshot::Sender<CoreSnapshot>),
+    /// The node must stop (a fatal WAL error, already reported to `NodeEnv::on_fatal`).
+    Stop(String),
     /// A planned shutdown: if this node leads, hand leadership to the most up-to-date
     /// follower; answer once it no longer leads (or at once if it never did).
     HandOver(oneshot::Sender<()>),
@@ -177,6 +182,57 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// What a node takes from its surroundings besides its sockets: its disk, the seed of its
+/// core, its clock, and what to do when it must not go on. Production uses [`NodeEnv::real`];
+/// the simulation passes a disk that loses unsynced writes, a seed it derives from its own, a
+/// skewed clock, and hooks that watch the core and disturb the peer messages.
+#[derive(Clone)]
+pub struct NodeEnv {
+    pub disk: Arc<dyn Disk>,
+    /// The seed of the core's randomness (election timeouts, the incarnation, read-index asks).
+    pub seed: u64,
+    /// The wall clock, in ms since the epoch: the `now` of the core's ticks, so entry
+    /// timestamps and TTL deadlines.
+    pub clock_ms: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// Called once on an error after which the node must not go on (a failed fsync, a stopped
+    /// core loop); the node does nothing more after it. Production exits the process.
+    pub on_fatal: Arc<dyn Fn(&str) + Send + Sync>,
+    pub hooks: Option<Arc<dyn NodeHooks>>,
+}
+
+impl NodeEnv {
+    /// The real file system, a seed from the clock and the process id, the system clock, and
+    /// exit status 70 on a fatal error.
+    pub fn real(disk: Arc<dyn Disk>) -> NodeEnv {
+        NodeEnv {
+            disk,
+            seed: now_ms() ^ (std::process::id() as u64).rotate_left(32),
+            clock_ms: Arc::new(now_ms),
+            on_fatal: Arc::new(|error: &str| {
+                tracing::error!(%error, "stopping the node");
+                eprintln!("quorum: {error}");
+                std::process::exit(70);
+            }),
+            hooks: None,
+        }
+    }
+}
+
+/// The simulation's view into a running node. With hooks set, the core loop steps one event
+/// at a time and calls `after_step` after each, so every state the core passes through is
+/// checked.
+pub trait NodeHooks: Send + Sync {
+    /// A peer message about to be queued: one delay per copy to deliver (none drops it, two
+    /// duplicate it, unequal delays reorder it).
+    fn on_send(&self, from: NodeId, to: NodeId, message: &Message) -> Vec<Duration>;
+    /// Entries about to be written, each with the term of the entry before it.
+    fn on_persist(&self, node: NodeId, entries: &[(Arc<LogEntry>, u64)]);
+    /// The core after each step.
+    fn after_step(&self, replica: &Replica);
+    /// How long the disk takes before the next write and fsync.
+    fn disk_delay(&self, node: NodeId) -> Duration;
 }
 
 /// Opens the WAL, rebuilds the keyspace from it, and serves clients until the process ends.
@@ -197,32 +253,29 @@ pub async fn run(config: NodeConfig) -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
-    let result = run_on_disk(config, Arc::new(FsDisk)).await;
+    let dir = config.dir.clone();
+    let result = run_with(
+        config,
+        NodeEnv::real(Arc::new(FsDisk)),
+        Box::new(move |local| {
+            println!(
+                "quorum node listening on {local} (data in {})",
+                dir.display()
+            )
+        }),
+        Box::pin(std::future::pending()),
+    )
+    .await;
     drop(lock);
     result
 }
 
-/// [`run`] with the WAL on the given disk: the simulation passes one that loses unsynced
-/// writes and tears sectors.
-pub async fn run_on_disk(
-    config: NodeConfig,
-    disk: Arc<dyn Disk>,
-) -> Result<(), Box<dyn std::error::Error>> {
-    run_with(
-        config,
-        disk,
-        Box::new(|_| {}),
-        Box::pin(std::future::pending()),
-    )
-    .await
-}
-
-/// [`run_on_disk`], calling `on_ready` with the listening address once clients can connect
-/// (in-process tests bind port 0 and learn the port this way), and returning when `stop`
-/// completes.
+/// [`run`] in the given environment (the simulation's disk, seed and clock), calling
+/// `on_ready` with the listening address once clients can connect (in-process tests bind port
+/// 0 and learn the port this way), and returning when `stop` completes.
 pub async fn run_with(
     config: NodeConfig,
-    disk: Arc<dyn Disk>,
+    env: NodeEnv,
     on_ready: Box<dyn FnOnce(SocketAddr) + Send>,
     stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -233,18 +286,17 @@ pub async fn run_with(
     };
     let started = std::time::Instant::now();
     let membership = membership(&config)?;
-    let (wal, records, report) = Wal::open(disk, &wal_dir, options)?;
+    let (wal, records, report) = Wal::open(env.disk.clone(), &wal_dir, options)?;
     let replica_config = ReplicaConfig {
         id: membership.id,
         voters: membership.voters.clone(),
-        // A fresh seed at each start: election timeouts, the incarnation, read-index asks.
-        seed: now_ms() ^ (std::process::id() as u64).rotate_left(32),
+        seed: env.seed,
         keyspace_limits: crate::keyspace::KeyspaceLimits {
             string_len_max: config.proto_max_bulk_len,
         },
         ..ReplicaConfig::default()
     };
-    let replica = Replica::restore(replica_config, now_ms(), records);
+    let replica = Replica::restore(replica_config, (env.clock_ms)(), records);
     tracing::info!(
         dir = %wal_dir.display(),
         segments = report.segments,
@@ -276,7 +328,7 @@ pub async fn run_with(
         Some(peer::start(setup, bus, events_tx.clone()))
     };
     let writer = WalWriter::new(wal, replica.last_index(), wal_stats);
-    let jobs = spawn_wal_writer(writer, events_tx.clone());
+    let jobs = spawn_wal_writer(writer, events_tx.clone(), &env, membership.id);
     // A cluster ticks every 10 ms (heartbeats every 100, elections after 500 to 1000); a
     // single node at `hz`, which only paces active expiry.
     let tick_ms = if peers.is_some() {
@@ -284,13 +336,16 @@ pub async fn run_with(
     } else {
         1000 / config.hz.max(1) as u64
     };
-    let core = tokio::spawn(core_loop(replica, events_rx, jobs, peers, tick_ms));
+    let core = tokio::spawn(core_loop(
+        replica,
+        events_rx,
+        jobs,
+        peers,
+        tick_ms,
+        env.clone(),
+    ));
     tracing::info!(addr = %local, "quorum node ready to accept connections");
     on_ready(local);
-    println!(
-        "quorum node listening on {local} (data in {})",
-        config.dir.display()
-    );
     let terminate = terminate_signal();
     let (stop_accepting, accepting_stopped) = oneshot::channel();
     let mut accepting = tokio::spawn(conn::accept_loop(
@@ -311,10 +366,14 @@ pub async fn run_with(
         }
         // The core loop never ends on its own: if it stopped, it panicked (a broken invariant).
         // Stop the process rather than accept clients that would never get an answer.
-        ended = core => {
-            tracing::error!(?ended, "the core loop stopped; stopping the node");
-            eprintln!("quorum: the core loop stopped: {ended:?}");
-            std::process::exit(70);
+        ended = core => match ended {
+            // Already reported to `on_fatal`.
+            Ok(Some(error)) => Err(error.into()),
+            other => {
+                let error = format!("the core loop stopped: {other:?}");
+                (env.on_fatal)(&error);
+                Err(error.into())
+            }
         }
     }
 }
@@ -364,12 +423,15 @@ type JobSender = std::sync::mpsc::Sender<WriteJob>;
 #[cfg(madsim)]
 type JobSender = mpsc::UnboundedSender<WriteJob>;
 
-/// Stops the process on a fatal WAL error; otherwise hands the outcome to the core loop.
-fn report_wal_outcome(events: &mpsc::UnboundedSender<Event>, outcome: WriteOutcome) {
-    if let WriteOutcome::Fatal { error } = &outcome {
-        tracing::error!(%error, "fatal WAL error: stopping the node");
-        eprintln!("quorum: fatal WAL error: {error}");
-        std::process::exit(70);
+/// Hands the writer's outcome to the core loop. A fatal one goes to the environment instead
+/// (production stops the process): the core loop hears nothing more from the disk.
+fn report_wal_outcome(events: &mpsc::UnboundedSender<Event>, env: &NodeEnv, outcome: WriteOutcome) {
+    if let WriteOutcome::Fatal { error } = outcome {
+        let error = format!("fatal WAL error: {error}");
+        (env.on_fatal)(&error);
+        // Where `on_fatal` returns (the simulation), the core loop stops too.
+        let _ = events.send(Event::Stop(error));
+        return;
     }
     let _ = events.send(Event::Wal(outcome));
 }
@@ -377,40 +439,83 @@ fn report_wal_outcome(events: &mpsc::UnboundedSender<Event>, outcome: WriteOutco
 /// Starts the group-commit writer on its own OS thread, so that fsync never blocks the event
 /// loop.
 #[cfg(not(madsim))]
-fn spawn_wal_writer(writer: WalWriter, events: mpsc::UnboundedSender<Event>) -> JobSender {
+fn spawn_wal_writer(
+    writer: WalWriter,
+    events: mpsc::UnboundedSender<Event>,
+    env: &NodeEnv,
+    _node: NodeId,
+) -> JobSender {
     let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
+    let env = env.clone();
     std::thread::Builder::new()
         .name("wal-writer".into())
-        .spawn(move || writer.run(jobs_rx, |outcome| report_wal_outcome(&events, outcome)))
+        .spawn(move || {
+            writer.run(jobs_rx, |outcome| {
+                report_wal_outcome(&events, &env, outcome)
+            })
+        })
         .expect("spawn the WAL writer thread");
     jobs_tx
 }
 
-/// In the simulation there are no OS threads: the writer is a task, with the same batching.
+/// In the simulation there are no OS threads: the writer is a task, with the same batching,
+/// and the simulated disk may be slow.
 #[cfg(madsim)]
-fn spawn_wal_writer(mut writer: WalWriter, events: mpsc::UnboundedSender<Event>) -> JobSender {
+fn spawn_wal_writer(
+    mut writer: WalWriter,
+    events: mpsc::UnboundedSender<Event>,
+    env: &NodeEnv,
+    node: NodeId,
+) -> JobSender {
     let (jobs_tx, mut jobs_rx) = mpsc::unbounded_channel();
+    let env = env.clone();
     tokio::spawn(async move {
         while let Some(job) = jobs_rx.recv().await {
             let mut batch = vec![job];
             while let Ok(more) = jobs_rx.try_recv() {
                 batch.push(more);
             }
-            for outcome in writer.write_batch(batch) {
-                report_wal_outcome(&events, outcome);
+            let outcome = match writer.append(batch) {
+                wal_writer::Appended::Nothing => continue,
+                wal_writer::Appended::Failed(outcome) => outcome,
+                wal_writer::Appended::UpTo(seq) => {
+                    // The disk's latency falls between the write and its fsync, where a crash
+                    // loses (or tears) what was written.
+                    if let Some(hooks) = &env.hooks {
+                        let delay = hooks.disk_delay(node);
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
+                    }
+                    writer.sync(seq)
+                }
+            };
+            let fatal = matches!(outcome, WriteOutcome::Fatal { .. });
+            report_wal_outcome(&events, &env, outcome);
+            if fatal {
+                return;
             }
         }
     });
     jobs_tx
 }
 
+/// Runs until the events end (`None`) or the node must stop (`Some(why)`).
 async fn core_loop(
     mut replica: Replica,
     mut events: mpsc::UnboundedReceiver<Event>,
     jobs: JobSender,
     peers: Option<peer::Peers>,
     tick_ms: u64,
-) {
+    env: NodeEnv,
+) -> Option<String> {
+    // With hooks (the simulation), one event per step, so the hooks see every state.
+    let events_per_step_max = if env.hooks.is_some() { 1 } else { 4096 };
+    let out = Drain {
+        jobs,
+        peers,
+        hooks: env.hooks.clone(),
+    };
     let mut clients: BTreeMap<ClientId, mpsc::UnboundedSender<Vec<(u64, Response)>>> =
         BTreeMap::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(tick_ms));
@@ -433,39 +538,40 @@ async fn core_loop(
         let first = tokio::select! {
             event = events.recv() => match event {
                 Some(event) => event,
-                None => return,
+                None => return None,
             },
             _ = ticker.tick() => {
-                replica.step(Input::Tick { now_ms: now_ms() });
-                drain(&mut replica, &jobs, peers.as_ref(), failure_epoch, &mut replies, &clients);
+                replica.step(Input::Tick { now_ms: (env.clock_ms)() });
+                if let Err(error) = out.drain(&mut replica, failure_epoch, &mut replies, &clients) {
+                    return Some(error);
+                }
                 continue;
             }
         };
         // Every gather starts at the current time: entry timestamps (and so TTL deadlines) and
         // reads must not lag by a timer period.
-        replica.step(Input::Tick { now_ms: now_ms() });
+        replica.step(Input::Tick {
+            now_ms: (env.clock_ms)(),
+        });
         let mut next = Some(first);
         let mut handled = 0;
         while let Some(event) = next.take() {
             if let Event::HandOver(done) = event {
                 hand_over(&mut replica, done, &mut handing_over);
+            } else if let Event::Stop(error) = event {
+                return Some(error);
             } else {
                 handle_event(&mut replica, event, &mut clients, &mut failure_epoch);
             }
             handled += 1;
-            if handled < 4096 {
+            if handled < events_per_step_max {
                 next = events.try_recv().ok();
             }
         }
         // drain
-        drain(
-            &mut replica,
-            &jobs,
-            peers.as_ref(),
-            failure_epoch,
-            &mut replies,
-            &clients,
-        );
+        if let Err(error) = out.drain(&mut replica, failure_epoch, &mut replies, &clients) {
+            return Some(error);
+        }
     }
 }
 
@@ -516,44 +622,97 @@ fn handle_event(
         Event::Snapshot(reply) => {
             let _ = reply.send(CoreSnapshot::of(replica));
         }
-        Event::HandOver(_) => unreachable!("the core loop handles hand-overs itself"),
+        Event::HandOver(_) | Event::Stop(_) => {
+            unreachable!("the core loop handles hand-overs and stops itself")
+        }
     }
 }
 
-fn drain(
-    replica: &mut Replica,
-    jobs: &JobSender,
-    peers: Option<&peer::Peers>,
-    failure_epoch: u64,
-    replies: &mut BTreeMap<ClientId, Vec<(u64, Response)>>,
-    clients: &BTreeMap<ClientId, mpsc::UnboundedSender<Vec<(u64, Response)>>>,
-) {
-    while let Some(output) = replica.poll_output() {
-        match output {
-            Output::Persist(batch) => {
-                let job = WriteJob {
-                    epoch: failure_epoch,
-                    batch,
-                };
-                if jobs.send(job).is_err() {
-                    tracing::error!("the WAL writer is gone; stopping");
-                    std::process::exit(70);
+/// Where the core's outputs go.
+struct Drain {
+    jobs: JobSender,
+    peers: Option<peer::Peers>,
+    hooks: Option<Arc<dyn NodeHooks>>,
+}
+
+impl Drain {
+    /// Hands every output of the core on: persist batches to the WAL writer, messages to the
+    /// peers, replies to their connections (one message per connection). `Err` when the
+    /// writer is gone, after which nothing can be acknowledged.
+    fn drain(
+        &self,
+        replica: &mut Replica,
+        failure_epoch: u64,
+        replies: &mut BTreeMap<ClientId, Vec<(u64, Response)>>,
+        clients: &BTreeMap<ClientId, mpsc::UnboundedSender<Vec<(u64, Response)>>>,
+    ) -> Result<(), String> {
+        if let Some(hooks) = &self.hooks {
+            hooks.after_step(replica);
+        }
+        while let Some(output) = replica.poll_output() {
+            match output {
+                Output::Persist(batch) => {
+                    if let Some(hooks) = &self.hooks {
+                        hooks.on_persist(replica.id(), &with_previous_terms(replica, &batch));
+                    }
+                    let job = WriteJob {
+                        epoch: failure_epoch,
+                        batch,
+                    };
+                    if self.jobs.send(job).is_err() {
+                        return Err("the WAL writer is gone".into());
+                    }
                 }
+                Output::Send { to, message } => match &self.peers {
+                    Some(peers) => match &self.hooks {
+                        None => peers.send(to, message),
+                        Some(hooks) => {
+                            for delay in hooks.on_send(replica.id(), to, &message) {
+                                peers.send_after(to, message.clone(), delay);
+                            }
+                        }
+                    },
+                    None => tracing::warn!(to, "a message for a peer, and no peers configured"),
+                },
+                Output::Reply {
+                    client,
+                    id,
+                    response,
+                } => replies.entry(client).or_default().push((id, response)),
             }
-            Output::Send { to, message } => match peers {
-                Some(peers) => peers.send(to, message),
-                None => tracing::warn!(to, "a message for a peer, and no peers configured"),
-            },
-            Output::Reply {
-                client,
-                id,
-                response,
-            } => replies.entry(client).or_default().push((id, response)),
         }
-    }
-    while let Some((client, batch)) = replies.pop_first() {
-        if let Some(tx) = clients.get(&client) {
-            let _ = tx.send(batch);
+        while let Some((client, batch)) = replies.pop_first() {
+            if let Some(tx) = clients.get(&client) {
+                let _ = tx.send(batch);
+            }
         }
+        Ok(())
     }
+}
+
+/// A batch's entries, each with the term of the entry before it (for the log-matching check);
+/// none when the entry before the first was compacted away (a single voter).
+fn with_previous_terms(
+    replica: &Replica,
+    batch: &crate::replica::PersistBatch,
+) -> Vec<(Arc<LogEntry>, u64)> {
+    let Some(first) = batch.entries.first() else {
+        return Vec::new();
+    };
+    let mut previous = match first.index {
+        1 => 0,
+        index => match replica.entry(index - 1) {
+            Some(entry) => entry.term,
+            None => return Vec::new(),
+        },
+    };
+    batch
+        .entries
+        .iter()
+        .map(|entry| {
+            let pair = (entry.clone(), previous);
+            previous = entry.term;
+            pair
+        })
+        .collect()
 }

@@ -61,6 +61,24 @@ impl Peers {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    /// Queues a message after `delay` (the simulation's delayed, duplicated and reordered
+    /// deliveries).
+    pub fn send_after(&self, to: NodeId, message: Message, delay: Duration) {
+        if delay.is_zero() {
+            return self.send(to, message);
+        }
+        let Some(queue) = self.queues.get(&to).cloned() else {
+            return;
+        };
+        let dropped = self.dropped.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if queue.try_send(message).is_err() {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
 }
 
 /// Starts the transport: the acceptor on `listener`, and one link task per peer.
@@ -130,7 +148,12 @@ async fn write_frame(
 ) -> std::io::Result<()> {
     let mut frame = Vec::with_capacity(payload.len() + 8);
     codec::encode_peer_frame(payload, &mut frame);
-    tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&frame))
+    // Flushed: madsim's streams send only on flush (tokio's TcpStream has no buffer).
+    let write = async {
+        stream.write_all(&frame).await?;
+        stream.flush().await
+    };
+    tokio::time::timeout(WRITE_TIMEOUT, write)
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out"))?
 }
@@ -153,11 +176,19 @@ async fn read_frame(
                 "frame of {len} bytes is over the limit of {PEER_FRAME_BYTES_MAX}"
             ));
         }
-        let mut payload = vec![0u8; len];
-        stream
-            .read_exact(&mut payload)
+        // Grown as the bytes arrive, never sized from the declared length up front: a peer
+        // that announces a large frame and sends nothing costs nothing.
+        let mut payload = Vec::new();
+        let read = (&mut *stream)
+            .take(len as u64)
+            .read_to_end(&mut payload)
             .await
             .map_err(|e| format!("read failed: {e}"))?;
+        if read < len {
+            return Err(format!(
+                "connection closed {read} bytes into a {len}-byte frame"
+            ));
+        }
         if crc32fast::hash(&payload) != crc {
             return Err("frame checksum mismatch".to_string());
         }

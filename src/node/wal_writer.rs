@@ -40,6 +40,16 @@ pub enum WriteOutcome {
     Fatal { error: String },
 }
 
+/// What [`WalWriter::append`] did.
+pub enum Appended {
+    /// Every job belonged to a failed epoch.
+    Nothing,
+    /// Appended, not yet fsynced, through batch `seq`.
+    UpTo(u64),
+    /// The append failed: report this.
+    Failed(WriteOutcome),
+}
+
 /// Counters for INFO persistence, shared with the node.
 #[derive(Debug, Default)]
 pub struct WalStats {
@@ -76,6 +86,16 @@ impl WalWriter {
     /// Appends every job (hard state first, then entries), fsyncs once, and says what
     /// happened. Jobs of a failed epoch are dropped without a report: the core took them back.
     pub fn write_batch(&mut self, jobs: Vec<WriteJob>) -> Vec<WriteOutcome> {
+        match self.append(jobs) {
+            Appended::Nothing => Vec::new(),
+            Appended::Failed(outcome) => vec![outcome],
+            Appended::UpTo(seq) => vec![self.sync(seq)],
+        }
+    }
+
+    /// The first half of [`WalWriter::write_batch`]: appends without an fsync. The
+    /// simulation lets time pass (and crashes happen) between the halves.
+    pub fn append(&mut self, jobs: Vec<WriteJob>) -> Appended {
         self.buffer.clear();
         let next_index_before = self.next_index;
         let mut seqs = None;
@@ -106,32 +126,35 @@ impl WalWriter {
             seqs = Some((first, job.batch.seq));
         }
         let Some((first_seq, last_seq)) = seqs else {
-            return Vec::new();
+            return Appended::Nothing;
         };
         match self.wal.append(&self.buffer) {
-            Ok(()) => {}
+            Ok(()) => Appended::UpTo(last_seq),
             Err(AppendError::Rejected(error)) => {
                 self.next_index = next_index_before;
                 self.failed_epoch = Some(epoch);
                 self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                return vec![WriteOutcome::Failed {
+                Appended::Failed(WriteOutcome::Failed {
                     seq: first_seq,
                     error: error.to_string(),
-                }];
+                })
             }
-            Err(AppendError::Fatal(error)) => {
-                return vec![WriteOutcome::Fatal {
-                    error: format!("WAL append failed and could not be taken back: {error}"),
-                }];
-            }
+            Err(AppendError::Fatal(error)) => Appended::Failed(WriteOutcome::Fatal {
+                error: format!("WAL append failed and could not be taken back: {error}"),
+            }),
         }
+    }
+
+    /// The second half of [`WalWriter::write_batch`]: one fsync covering everything appended,
+    /// so every batch up to `last_seq`.
+    pub fn sync(&mut self, last_seq: u64) -> WriteOutcome {
         let started = Instant::now();
         if let Err(error) = self.wal.sync() {
-            return vec![WriteOutcome::Fatal {
+            return WriteOutcome::Fatal {
                 error: format!(
                     "WAL fsync failed: {error}; stopping without retrying, since the kernel may have dropped the unsynced data"
                 ),
-            }];
+            };
         }
         self.stats
             .last_fsync_us
@@ -140,7 +163,7 @@ impl WalWriter {
         self.stats
             .bytes
             .store(self.wal.bytes_total(), Ordering::Relaxed);
-        vec![WriteOutcome::Persisted { seq: last_seq }]
+        WriteOutcome::Persisted { seq: last_seq }
     }
 
     /// The writer's thread body: block for a job, take every job queued behind it, write

@@ -97,7 +97,7 @@ impl Disk for FaultyDisk {
 /// Runs a node in this process, on its own runtime thread, with its WAL on `disk`. Returns the
 /// port it listens on and a sender that stops it (its runtime, tasks and WAL writer all end).
 pub fn start_in_process(dir: &Path, disk: FaultyDisk) -> (u16, tokio::sync::oneshot::Sender<()>) {
-    use crate::node::{NodeConfig, run_with};
+    use crate::node::{NodeConfig, NodeEnv, run_with};
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let config = NodeConfig {
         port: 0,
@@ -116,7 +116,8 @@ pub fn start_in_process(dir: &Path, disk: FaultyDisk) -> (u16, tokio::sync::ones
         let stop = Box::pin(async move {
             let _ = stop_rx.await;
         });
-        let _ = runtime.block_on(run_with(config, Arc::new(disk), ready, stop));
+        let env = NodeEnv::real(Arc::new(disk));
+        let _ = runtime.block_on(run_with(config, env, ready, stop));
     });
     let port = rx
         .recv_timeout(std::time::Duration::from_secs(30))
