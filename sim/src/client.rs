@@ -42,8 +42,6 @@ pub struct Connection {
 /// What became of one request.
 pub enum Reply {
     Frame(Frame),
-    /// No connection: the request never left.
-    NotSent,
     /// Sent, then no answer (timeout or a broken connection).
     Lost,
 }
@@ -206,10 +204,6 @@ impl Client {
         };
         let mut history = history.lock().unwrap();
         match reply {
-            Reply::NotSent => {
-                history.failed += 1;
-                return false;
-            }
             Reply::Lost => {
                 // The connection may be stuck: open a new one next time.
                 self.connections[node] = None;

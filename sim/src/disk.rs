@@ -148,14 +148,14 @@ impl DiskState {
         self.fail_next_sync = true;
     }
 
+    /// Whether some write awaits its fsync.
+    pub fn has_pending(&self) -> bool {
+        self.files.values().any(|f| !f.pending.is_empty())
+    }
+
     /// Takes back an armed fsync failure (the faults stop).
     pub fn disarm(&mut self) {
         self.fail_next_sync = false;
-    }
-
-    /// Bytes fsynced across every file (for the trace).
-    pub fn durable_bytes(&self) -> usize {
-        self.files.values().map(|f| f.durable.len()).sum()
     }
 }
 

@@ -60,6 +60,12 @@ mod driver {
         /// Run the workload without any fault (a baseline).
         #[arg(long)]
         no_faults: bool,
+        /// Seeds run at once, each in its own process.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+        /// Run the one seed `--seed` in this process and print its report (used by the driver).
+        #[arg(long, hide = true)]
+        child: bool,
     }
 
     fn config(args: &Args, seed: u64) -> RunConfig {
@@ -77,22 +83,34 @@ mod driver {
         )
     }
 
-    fn line(report: &RunReport) -> String {
+    /// One seed's outcome, as the child process that ran it reported it.
+    #[derive(Default)]
+    struct Outcome {
+        seed: u64,
+        simulated_ms: u64,
+        operations: u64,
+        acknowledged: u64,
+        unknown: u64,
+        failed: u64,
+        steps: u64,
+        messages: u64,
+        trace_hash: u64,
+        inconclusive: bool,
+        faults: BTreeMap<String, u64>,
+        violation: Option<String>,
+    }
+
+    /// The child's report: one tab-separated line.
+    fn encode(report: &RunReport) -> String {
         let faults: Vec<String> = report
             .faults
             .iter()
-            .filter(|(_, n)| **n > 0)
             .map(|(k, n)| format!("{k}={n}"))
             .collect();
         format!(
-            "seed {}: {} sim {:.1}s ops {} (acked {}, unknown {}, failed {}) steps {} msgs {} trace {:016x} faults [{}]",
+            "REPORT\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{:x}\t{}\t{}\t{}",
             report.seed,
-            match (&report.violation, report.inconclusive) {
-                (Some(_), _) => "FAIL",
-                (None, true) => "ok (linearizability inconclusive)",
-                (None, false) => "ok",
-            },
-            report.simulated_ms as f64 / 1000.0,
+            report.simulated_ms,
             report.operations,
             report.acknowledged,
             report.unknown,
@@ -100,6 +118,109 @@ mod driver {
             report.steps,
             report.messages,
             report.trace_hash,
+            u8::from(report.inconclusive),
+            faults.join(";"),
+            report
+                .violation
+                .as_ref()
+                .map(|v| v.to_string().replace(['\t', '\n'], " "))
+                .unwrap_or_default()
+        )
+    }
+
+    fn decode(line: &str) -> Option<Outcome> {
+        let fields: Vec<&str> = line.strip_prefix("REPORT\t")?.split('\t').collect();
+        let [
+            seed,
+            sim,
+            ops,
+            acked,
+            unknown,
+            failed,
+            steps,
+            msgs,
+            trace,
+            inconclusive,
+            faults,
+            violation,
+        ] = fields.as_slice()
+        else {
+            return None;
+        };
+        let number = |s: &str| s.parse::<u64>().ok();
+        Some(Outcome {
+            seed: number(seed)?,
+            simulated_ms: number(sim)?,
+            operations: number(ops)?,
+            acknowledged: number(acked)?,
+            unknown: number(unknown)?,
+            failed: number(failed)?,
+            steps: number(steps)?,
+            messages: number(msgs)?,
+            trace_hash: u64::from_str_radix(trace, 16).ok()?,
+            inconclusive: *inconclusive == "1",
+            faults: faults
+                .split(';')
+                .filter_map(|f| f.rsplit_once('='))
+                .filter_map(|(k, n)| Some((k.to_string(), number(n)?)))
+                .collect(),
+            violation: (!violation.is_empty()).then(|| violation.to_string()),
+        })
+    }
+
+    /// Runs each seed in its own process: madsim keeps a little state per process, and a
+    /// seed run after others in the same process can take another path than the same seed run
+    /// first (measured), which would break replaying a failure by its seed.
+    fn spawn_child(args: &Args, seed: u64) -> std::process::Child {
+        let mut command = std::process::Command::new(std::env::current_exe().expect("own path"));
+        command
+            .args(["--child", "--seed", &seed.to_string()])
+            .args(["--nodes", &args.nodes.to_string()])
+            .args(["--seconds", &args.seconds.to_string()])
+            .stdout(std::process::Stdio::piped());
+        if args.no_faults {
+            command.arg("--no-faults");
+        }
+        command.spawn().expect("start a child simulation")
+    }
+
+    fn collect(seed: u64, child: std::process::Child) -> Outcome {
+        let output = child.wait_with_output().expect("a child simulation");
+        let text = String::from_utf8_lossy(&output.stdout);
+        text.lines().find_map(decode).unwrap_or_else(|| Outcome {
+            seed,
+            violation: Some(format!(
+                "the simulation process failed ({}): {}",
+                output.status,
+                text.lines().last().unwrap_or("")
+            )),
+            ..Outcome::default()
+        })
+    }
+
+    fn line(outcome: &Outcome) -> String {
+        let faults: Vec<String> = outcome
+            .faults
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
+        format!(
+            "seed {}: {} sim {:.1}s ops {} (acked {}, unknown {}, failed {}) steps {} msgs {} trace {:016x} faults [{}]",
+            outcome.seed,
+            match (&outcome.violation, outcome.inconclusive) {
+                (Some(_), _) => "FAIL",
+                (None, true) => "ok (linearizability inconclusive)",
+                (None, false) => "ok",
+            },
+            outcome.simulated_ms as f64 / 1000.0,
+            outcome.operations,
+            outcome.acknowledged,
+            outcome.unknown,
+            outcome.failed,
+            outcome.steps,
+            outcome.messages,
+            outcome.trace_hash,
             faults.join(" ")
         )
     }
@@ -138,16 +259,30 @@ mod driver {
                 }
             }
         }
+        if args.child {
+            let report = run_seed(config(&args, args.seed));
+            println!("{}", encode(&report));
+            return 0;
+        }
         let started = Instant::now();
-        let mut totals: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut totals: BTreeMap<String, u64> = BTreeMap::new();
         let (mut simulated_ms, mut operations, mut failures, mut inconclusive) = (0, 0, 0, 0);
         let mut first_failure = None;
-        for (i, &seed) in seeds.iter().enumerate() {
-            let report = run_seed(config(&args, seed));
+        let jobs = args.jobs.max(1);
+        let mut outcomes = std::collections::VecDeque::new();
+        let mut next = 0;
+        for i in 0..seeds.len() {
+            // Keep `jobs` children running, and take their reports in seed order.
+            while next < seeds.len() && next < i + jobs {
+                outcomes.push_back((seeds[next], spawn_child(&args, seeds[next])));
+                next += 1;
+            }
+            let (seed, child) = outcomes.pop_front().expect("a running child");
+            let report = collect(seed, child);
             simulated_ms += report.simulated_ms;
             operations += report.operations;
             for (kind, n) in &report.faults {
-                *totals.entry(kind).or_default() += n;
+                *totals.entry(kind.clone()).or_default() += n;
             }
             if report.inconclusive {
                 inconclusive += 1;
@@ -156,7 +291,7 @@ mod driver {
                 println!("{}", line(&report));
             }
             if (i as u64) < args.check_determinism {
-                let again = run_seed(config(&args, seed));
+                let again = collect(seed, spawn_child(&args, seed));
                 if again.trace_hash != report.trace_hash {
                     println!(
                         "seed {seed}: NOT DETERMINISTIC: trace {:016x} then {:016x}",
@@ -172,6 +307,10 @@ mod driver {
                 println!("  {violation}");
                 println!("  replay: {}", replay(&args, seed));
                 if args.stop_at_failure {
+                    for (_, mut child) in outcomes.drain(..) {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                    }
                     break;
                 }
             }

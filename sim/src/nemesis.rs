@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// A fault to undo later.
+#[derive(Debug)]
 enum Undo {
     Restart(usize),
     Resume(usize),
@@ -71,7 +72,7 @@ impl Nemesis {
             self.reap_fatal();
             self.undo_due(now_ms());
             if self.rng.below(25) == 0 {
-                self.inject();
+                self.inject().await;
             }
             if self.world.violation().is_some() {
                 return;
@@ -98,6 +99,7 @@ impl Nemesis {
             let mut disk = self.world.disks[node].lock().unwrap();
             disk.crash(&mut state.rng, corruptible)
         };
+        tracing::info!(node = node + 1, ?damage, "nemesis crashes the node");
         let mut state = self.world.lock();
         *state.faults.entry("unsynced writes lost").or_default() +=
             damage.unsynced_writes_lost as u64;
@@ -132,6 +134,7 @@ impl Nemesis {
     }
 
     fn apply(&mut self, undo: Undo) {
+        tracing::info!(?undo, "nemesis undoes");
         match undo {
             Undo::Restart(node) => self.restart(node),
             Undo::Resume(node) => {
@@ -151,12 +154,32 @@ impl Nemesis {
         }
     }
 
-    fn inject(&mut self) {
+    async fn inject(&mut self) {
         let node = self.pick_node();
-        let kind = match self.rng.below(100) {
+        let roll = self.rng.below(100);
+        if let Ok(skip) = std::env::var("QUORUM_SIM_SKIP_ROLLS")
+            && let Some((lo, hi)) = skip.split_once('-')
+            && (lo.parse().unwrap_or(0)..=hi.parse().unwrap_or(0)).contains(&roll)
+        {
+            return;
+        }
+        let kind = match roll {
             0..=17 => {
                 if self.down[node] {
                     return;
+                }
+                // Mostly in the middle of a write: between a write and its fsync, where a
+                // crash loses or tears it.
+                if self.rng.below(3) != 0 {
+                    for _ in 0..300 {
+                        if self.world.disks[node].lock().unwrap().has_pending() || self.down[node] {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    if self.down[node] {
+                        return;
+                    }
                 }
                 self.crash(node);
                 self.later(200, 3000, Undo::Restart(node));
@@ -240,6 +263,7 @@ impl Nemesis {
             }
         };
         self.world.count_fault(kind);
+        tracing::info!(node = node + 1, kind, "nemesis");
         self.world.trace(&[12, node as u64, kind.len() as u64]);
     }
 
@@ -278,6 +302,7 @@ impl Nemesis {
     /// Ends the safety phase: every node running and reachable, the network and the disks
     /// calm, nothing armed. Clocks keep their skew.
     pub fn heal(&mut self) {
+        tracing::info!("nemesis heals everything");
         self.healed.store(true, Ordering::SeqCst);
         for (_, undo) in std::mem::take(&mut self.undo) {
             if !matches!(undo, Undo::Restart(_)) {

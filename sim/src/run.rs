@@ -150,6 +150,7 @@ async fn node_life(world: Arc<World>, node: usize, cluster: Vec<String>) {
             Some(WalError::Corruption(_) | WalError::Decode { .. })
         );
         let text = error.to_string();
+        tracing::warn!(node = node + 1, error = %text, "node stopped");
         let fatal = world.lock().fatal[node].is_some();
         if corrupt {
             world.count_fault("node refused to start (corrupt WAL)");
@@ -276,13 +277,13 @@ async fn liveness(
         config.counters,
     );
     for node in 0..addrs.len() {
-        if let Some(reason) = world.lock().refused[node].clone() {
-            // Only a minority of disks are ever corrupted: the rest must carry on.
-            let _ = reason;
-            continue;
-        }
         let mut attempt = 0;
         loop {
+            // A node that refused to start on a corrupt WAL stays down (an operator's case);
+            // only a minority of disks is ever corrupted, and the rest must carry on.
+            if world.lock().refused[node].is_some() {
+                break;
+            }
             attempt += 1;
             let value = format!("{node}-{attempt}");
             let argv = vec![

@@ -44,7 +44,6 @@ pub struct WorldState {
 
 pub struct World {
     pub seed: u64,
-    pub nodes: usize,
     /// Disks marked corruptible: always a minority.
     pub corruptible: Vec<bool>,
     pub disks: Vec<Arc<Mutex<DiskState>>>,
@@ -71,7 +70,6 @@ impl World {
         }
         World {
             seed,
-            nodes,
             corruptible,
             disks: (0..nodes).map(|_| Arc::default()).collect(),
             state: Mutex::new(WorldState {

@@ -287,10 +287,25 @@ pub async fn run_with(
     let started = std::time::Instant::now();
     let membership = membership(&config)?;
     let (wal, records, report) = Wal::open(env.disk.clone(), &wal_dir, options)?;
+    // A damaged tail was cut (now or in an earlier life that did not catch up): in a cluster
+    // this node waits to catch up with a leader before it votes again.
+    let tail_cut_marker = wal_dir.join(crate::wal::TAIL_CUT_MARKER);
+    let tail_cut = env.disk.read(&tail_cut_marker).is_ok();
+    let recovering = tail_cut && membership.voters.len() > 1;
+    if tail_cut && !recovering {
+        // A single node has no one to catch up from.
+        env.disk.remove(&tail_cut_marker)?;
+    }
+    if recovering {
+        tracing::warn!(
+            "the WAL's tail was cut: this node will not vote until it has caught up with a leader"
+        );
+    }
     let replica_config = ReplicaConfig {
         id: membership.id,
         voters: membership.voters.clone(),
         seed: env.seed,
+        recovering,
         keyspace_limits: crate::keyspace::KeyspaceLimits {
             string_len_max: config.proto_max_bulk_len,
         },
@@ -343,6 +358,7 @@ pub async fn run_with(
         peers,
         tick_ms,
         env.clone(),
+        recovering.then_some(tail_cut_marker),
     ));
     tracing::info!(addr = %local, "quorum node ready to accept connections");
     on_ready(local);
@@ -508,6 +524,7 @@ async fn core_loop(
     peers: Option<peer::Peers>,
     tick_ms: u64,
     env: NodeEnv,
+    mut tail_cut_marker: Option<PathBuf>,
 ) -> Option<String> {
     // With hooks (the simulation), one event per step, so the hooks see every state.
     let events_per_step_max = if env.hooks.is_some() { 1 } else { 4096 };
@@ -528,6 +545,16 @@ async fn core_loop(
     loop {
         if handing_over.is_some() && replica.role() != crate::replica::Role::Leader {
             let _ = handing_over.take().unwrap().send(());
+        }
+        if let Some(marker) = tail_cut_marker.take_if(|_| !replica.recovering()) {
+            tracing::info!(
+                node = replica.id(),
+                "caught up with the leader after a cut WAL tail: voting again"
+            );
+            if let Err(error) = env.disk.remove(&marker) {
+                // The next start will wait to catch up again: safe, only slower.
+                tracing::warn!(%error, marker = %marker.display(), "could not remove the marker");
+            }
         }
         let role = (replica.role(), replica.term(), replica.leader());
         if role != seen_role {

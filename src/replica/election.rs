@@ -1,7 +1,7 @@
 //! Elections: randomized timeouts from the seeded RNG, pre-vote, votes persisted before they
 //! are sent, check-quorum's lease, and leader transfer's `TimeoutNow`.
 
-use super::{Message, NodeId, Replica, Role};
+use super::{Message, NodeId, Replica, Role, VOTE_FOR_NO_ONE};
 use crate::log::EntryPayload;
 
 impl Replica {
@@ -12,6 +12,15 @@ impl Replica {
 
     pub(super) fn on_election_tick(&mut self) {
         if self.role == Role::Leader || self.now_ms < self.election_deadline_ms {
+            return;
+        }
+        if self.recovering.is_some() {
+            // Not caught up: it must not campaign; it asks what the others hold instead.
+            self.reset_election_deadline();
+            let term = self.hard.term;
+            for peer in self.peers() {
+                self.send(peer, Message::Probe { term });
+            }
             return;
         }
         if self.is_single_voter() {
@@ -72,6 +81,64 @@ impl Replica {
             self.votes.push(self.config.id);
             self.check_election_won();
         }
+    }
+
+    /// Ends a recovery (see `Recovery`) whose conditions hold.
+    pub(super) fn check_caught_up(&mut self) {
+        let Some(recovery) = &self.recovering else {
+            return;
+        };
+        let caught_up = recovery.target.is_some_and(|t| self.persisted_index >= t);
+        let durable_log = (self.log.last_term(), self.persisted_index);
+        let as_good = recovery.best.is_some_and(|best| {
+            self.durable_hard == self.hard
+                && self.persisted_index == self.log.last_index()
+                && durable_log >= best
+        });
+        if caught_up || as_good {
+            self.recovering = None;
+        }
+    }
+
+    /// Whether a recovering replica may vote for a candidate with this log (see `Recovery`).
+    fn recovery_allows_vote(&self, last_index: u64, last_term: u64) -> bool {
+        match &self.recovering {
+            None => true,
+            Some(recovery) => recovery
+                .best
+                .is_some_and(|best| (last_term, last_index) >= best),
+        }
+    }
+
+    fn on_probe_reply(&mut self, from: NodeId, term: u64, last: (u64, u64)) {
+        let needed = self.config.voters.len().div_ceil(2);
+        let Some(recovery) = self.recovering.as_mut() else {
+            return;
+        };
+        if recovery.best.is_some() {
+            return;
+        }
+        recovery.probed.insert(from, (term, last));
+        if recovery.probed.len() < needed {
+            return;
+        }
+        let highest = recovery.probed.values().map(|(t, _)| *t).max().unwrap_or(0);
+        let best = recovery
+            .probed
+            .values()
+            .map(|(_, l)| *l)
+            .max()
+            .unwrap_or((0, 0));
+        recovery.best = Some(best);
+        let term = highest.max(self.hard.term);
+        if term > self.hard.term {
+            self.become_follower(term, None);
+        }
+        if self.hard.vote.is_none() {
+            self.hard.vote = Some(VOTE_FOR_NO_ONE);
+            self.hard_state_dirty = true;
+        }
+        self.check_caught_up();
     }
 
     fn check_election_won(&mut self) {
@@ -159,6 +226,7 @@ impl Replica {
                 last_term,
             } => {
                 let granted = term > self.hard.term
+                    && self.recovery_allows_vote(last_index, last_term)
                     && !self.in_lease()
                     && self.log_up_to_date(last_index, last_term);
                 let term = if granted { term } else { self.hard.term };
@@ -193,7 +261,8 @@ impl Replica {
                 }
             }
             Message::TimeoutNow { term } => {
-                if term == self.hard.term && self.leader == Some(from) {
+                if term == self.hard.term && self.leader == Some(from) && self.recovering.is_none()
+                {
                     self.campaign(true);
                 }
             }
@@ -224,6 +293,19 @@ impl Replica {
                 self.on_read_index_reply(ctx, index)
             }
             Message::Forward { proposals, .. } => self.on_forward(proposals),
+            Message::Probe { .. } => {
+                let reply = Message::ProbeReply {
+                    term: self.hard.term,
+                    last_index: self.log.last_index(),
+                    last_term: self.log.last_term(),
+                };
+                self.send(from, reply);
+            }
+            Message::ProbeReply {
+                term,
+                last_index,
+                last_term,
+            } => self.on_probe_reply(from, term, (last_term, last_index)),
         }
     }
 
@@ -252,8 +334,9 @@ impl Replica {
             }
             self.become_follower(term, None);
         }
-        let granted =
-            self.hard.vote.is_none_or(|v| v == from) && self.log_up_to_date(last_index, last_term);
+        let granted = self.recovery_allows_vote(last_index, last_term)
+            && self.hard.vote.is_none_or(|v| v == from)
+            && self.log_up_to_date(last_index, last_term);
         if granted {
             if self.hard.vote.is_none() {
                 self.hard.vote = Some(from);

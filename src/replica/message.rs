@@ -71,6 +71,17 @@ pub enum Message {
         term: u64,
         proposals: Vec<Proposal>,
     },
+    /// A replica whose WAL tail was cut asks what the others hold (see `Recovery`). Answered
+    /// by anyone, whatever its role; changes no one's term.
+    Probe {
+        term: u64,
+    },
+    /// The answer: the replier's term and its last entry's index and term.
+    ProbeReply {
+        term: u64,
+        last_index: u64,
+        last_term: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -106,7 +117,9 @@ impl Message {
             | Message::TimeoutNow { term }
             | Message::ReadIndex { term, .. }
             | Message::ReadIndexReply { term, .. }
-            | Message::Forward { term, .. } => *term,
+            | Message::Forward { term, .. }
+            | Message::Probe { term }
+            | Message::ProbeReply { term, .. } => *term,
         }
     }
 }

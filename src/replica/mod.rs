@@ -176,6 +176,12 @@ pub struct ReplicaConfig {
     /// Most keys one active-expiry entry deletes.
     pub expiry_batch_keys: usize,
     pub keyspace_limits: KeyspaceLimits,
+    /// The WAL this replica restores from may have lost entries it had acknowledged (its
+    /// recovery cut a damaged tail, which a flipped bit in an fsynced record looks like). It
+    /// must not vote or campaign until it has caught up with a leader: its vote could elect a
+    /// leader without an entry committed with its help (PAR, FAST'18). Ignored for a single
+    /// voter, which has no one to catch up from.
+    pub recovering: bool,
 }
 
 impl Default for ReplicaConfig {
@@ -191,9 +197,37 @@ impl Default for ReplicaConfig {
             appends_in_flight_max: 8,
             expiry_batch_keys: 64,
             keyspace_limits: KeyspaceLimits::default(),
+            recovering: false,
         }
     }
 }
+
+/// A replica catching up after its WAL's tail was cut. The cut record may have been an
+/// acknowledged entry (a flipped bit in an fsynced record looks like a torn write), or a hard
+/// state holding a vote. It does not campaign, and it probes the others until `ceil(n/2)` of
+/// them answered (with their term and last entry). Any entry committed with this replica's
+/// help is on a majority, so on one of them, and any term it reached is at most one of theirs.
+/// So it then moves to the highest term they reported, with a vote for no one in it (the cut
+/// may have held a vote in that term), and from there grants votes only to candidates whose
+/// log is at least as up to date as the best one they reported: such a candidate holds every
+/// entry that log holds committed, as in Raft's own argument for leader completeness. After a
+/// power loss that tore every node's last write, that is any candidate up to date by Raft's
+/// rule. It votes as any replica once its durable log is itself that up to date, or once it
+/// matches a leader's through that leader's commit index at an entry of the leader's own term
+/// (so past everything committed in earlier terms).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Recovery {
+    /// Probe replies: replier -> (its term, its last entry's term and index).
+    probed: BTreeMap<NodeId, (u64, (u64, u64))>,
+    /// A leader's commit index this replica must hold durably.
+    target: Option<u64>,
+    /// The best log a probe quorum reported, as (last term, last index), once it answered
+    /// and this replica moved past their terms.
+    best: Option<(u64, u64)>,
+}
+
+/// A vote for no one: a term in which this replica must not vote again.
+const VOTE_FOR_NO_ONE: NodeId = 0;
 
 /// Counters for INFO.
 #[derive(Clone, Debug, Default)]
@@ -247,6 +281,8 @@ pub struct Replica {
     applied_index: u64,
     applied_ts_ms: u64,
     election_deadline_ms: u64,
+    /// Set while this replica must not vote (see `ReplicaConfig::recovering`).
+    recovering: Option<Recovery>,
     /// When a leader was last heard from (a follower does not grant pre-votes for an election
     /// timeout after that: the leader is alive).
     leader_contact_ms: Option<u64>,
@@ -317,6 +353,7 @@ impl Replica {
             applied_index: 0,
             applied_ts_ms: 0,
             election_deadline_ms: 0,
+            recovering: None,
             leader_contact_ms: None,
             leader_state: None,
             persisted_index: 0,
@@ -352,6 +389,17 @@ impl Replica {
                     replica.last_ts_ms = replica.last_ts_ms.max(entry.ts_ms);
                     replica.log.push(Arc::new(entry));
                 }
+            }
+        }
+        if replica.config.recovering && !replica.is_single_voter() {
+            replica.recovering = Some(Recovery::default());
+            // A damaged tail may have held the newest hard state: the log's own terms are a
+            // lower bound of the term this replica had reached.
+            if replica.log.last_term() > replica.hard.term {
+                replica.hard = HardState {
+                    term: replica.log.last_term(),
+                    vote: None,
+                };
             }
         }
         replica.durable_hard = replica.hard;
@@ -508,6 +556,7 @@ impl Replica {
             }
         }
         self.persisted_index = self.persisted_index.min(self.log.last_index());
+        self.check_caught_up();
         self.release_gated();
         self.on_own_vote_durable();
         if self.role == Role::Leader {
@@ -827,6 +876,11 @@ impl Replica {
         self.log.get(index)
     }
     /// The first index held in memory (entries before it were applied and dropped).
+    /// Whether this replica is still catching up after a damaged WAL tail (it does not vote).
+    pub fn recovering(&self) -> bool {
+        self.recovering.is_some()
+    }
+
     pub fn first_index(&self) -> u64 {
         self.log.first_index()
     }
@@ -867,6 +921,9 @@ impl Replica {
         }
         if self.role == Role::Leader && self.hard.vote != Some(self.config.id) {
             return Err("a leader that did not vote for itself".into());
+        }
+        if self.recovering.is_some() && matches!(self.role, Role::Leader | Role::Candidate) {
+            return Err("a replica that has not caught up campaigned".into());
         }
         // The newest entries only: this runs after every step, and a whole log would make a
         // long run quadratic. (Entries are checked as they arrive, so every entry is checked

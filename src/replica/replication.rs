@@ -205,6 +205,17 @@ impl Replica {
             self.commit_index = commit;
             self.apply_committed();
         }
+        if let Some(recovery) = self.recovering.as_mut()
+            && recovery.target.is_none()
+            && match_index >= leader_commit
+            && self.log.term_at(leader_commit) == Some(self.hard.term)
+        {
+            // This log now matches the leader's through everything it had committed, and that
+            // reaches an entry of the leader's own term, so everything committed in earlier
+            // terms too (a new leader's commit index lags until its no-op commits).
+            recovery.target = Some(leader_commit);
+            self.check_caught_up();
+        }
         AppendOutcome::Accepted { match_index }
     }
 

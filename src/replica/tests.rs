@@ -279,17 +279,19 @@ fn restore_replays_the_log_to_the_same_keyspace() {
     assert_eq!(restored.term(), 2, "it campaigns again at once");
 }
 
+/// A no-op WAL entry.
+fn entry(index: u64, term: u64) -> WalRecord {
+    WalRecord::Entry(LogEntry {
+        index,
+        term,
+        ts_ms: 0,
+        origin: None,
+        payload: EntryPayload::Noop,
+    })
+}
+
 #[test]
 fn restore_replaces_a_suffix_rewritten_later_in_the_wal() {
-    let entry = |index, term| {
-        WalRecord::Entry(LogEntry {
-            index,
-            term,
-            ts_ms: 0,
-            origin: None,
-            payload: EntryPayload::Noop,
-        })
-    };
     let config = ReplicaConfig {
         voters: vec![1, 2, 3],
         ..ReplicaConfig::default()
@@ -351,4 +353,201 @@ fn a_single_voter_whose_vote_is_slow_to_persist_campaigns_again_and_then_leads()
     );
     r.step(Input::Persisted { seq: 2 });
     assert_eq!(r.role(), Role::Leader);
+}
+
+#[test]
+fn a_replica_whose_wal_tail_was_cut_votes_only_after_catching_up_with_a_leader() {
+    // The cut tail may have held entries this replica acknowledged: until it holds again
+    // everything a leader has committed, its vote could elect a leader without them.
+    let config = ReplicaConfig {
+        id: 1,
+        voters: vec![1, 2, 3],
+        recovering: true,
+        ..ReplicaConfig::default()
+    };
+    let records = vec![entry(1, 1), entry(2, 1)];
+    let mut r = Replica::restore(config, 0, records);
+    assert!(r.recovering());
+    assert_eq!(r.term(), 1, "the log's terms bound the lost hard state");
+    let outputs = |r: &mut Replica| std::iter::from_fn(|| r.poll_output()).collect::<Vec<_>>();
+    outputs(&mut r);
+    r.step(Input::Tick { now_ms: 10_000 });
+    assert_eq!(r.role(), Role::Follower, "it does not campaign");
+    assert!(
+        outputs(&mut r).iter().all(|o| matches!(
+            o,
+            Output::Send {
+                message: Message::Probe { .. },
+                ..
+            }
+        )),
+        "not even a pre-vote: only probes"
+    );
+    let vote = |term| Message::Vote {
+        term,
+        last_index: 2,
+        last_term: 1,
+        transfer: false,
+    };
+    r.step(Input::Message {
+        from: 2,
+        message: vote(2),
+    });
+    assert_eq!(
+        (r.term(), r.hard_state().vote),
+        (2, None),
+        "it follows the term, and refuses to vote for an up-to-date candidate"
+    );
+    // Leader 3 of term 3 has committed its own entry 3: once entry 3 is durable here, this
+    // replica holds everything committed, and votes again.
+    let entry3 = Arc::new(LogEntry {
+        index: 3,
+        term: 3,
+        ts_ms: 0,
+        origin: None,
+        payload: EntryPayload::Noop,
+    });
+    r.step(Input::Message {
+        from: 3,
+        message: Message::Append {
+            term: 3,
+            prev_index: 2,
+            prev_term: 1,
+            entries: vec![entry3],
+            commit: 3,
+            read_round: 0,
+        },
+    });
+    assert!(r.recovering(), "entry 3 is not durable yet");
+    let seq = outputs(&mut r)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Persist(batch) => Some(batch.seq),
+            _ => None,
+        })
+        .last()
+        .expect("entry 3 is persisted");
+    r.step(Input::Persisted { seq });
+    assert!(!r.recovering(), "caught up");
+    r.step(Input::Message {
+        from: 2,
+        message: vote(4),
+    });
+    assert_eq!(r.hard_state().vote, None, "candidate 2 lacks entry 3");
+    r.step(Input::Message {
+        from: 2,
+        message: Message::Vote {
+            term: 5,
+            last_index: 3,
+            last_term: 3,
+            transfer: true,
+        },
+    });
+    assert_eq!(
+        r.hard_state().vote,
+        Some(2),
+        "an up-to-date candidate gets the vote"
+    );
+}
+
+#[test]
+fn a_replica_whose_wal_tail_was_cut_votes_again_once_probes_show_the_cut_was_never_committed() {
+    // A power loss tore every node's last write: no leader is left to catch up from. Probes
+    // show that no other replica holds an entry past the cut, so nothing cut was committed.
+    let config = ReplicaConfig {
+        id: 1,
+        voters: vec![1, 2, 3],
+        recovering: true,
+        ..ReplicaConfig::default()
+    };
+    let mut r = Replica::restore(config, 0, vec![entry(1, 1), entry(2, 1)]);
+    let outputs = |r: &mut Replica| std::iter::from_fn(|| r.poll_output()).collect::<Vec<_>>();
+    outputs(&mut r);
+    r.step(Input::Tick { now_ms: 10_000 });
+    let probes = outputs(&mut r)
+        .into_iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Send {
+                    message: Message::Probe { .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(probes, 2, "it probes both peers");
+    r.step(Input::Message {
+        from: 2,
+        message: Message::ProbeReply {
+            term: 4,
+            last_index: 3,
+            last_term: 1,
+        },
+    });
+    r.step(Input::Message {
+        from: 3,
+        message: Message::ProbeReply {
+            term: 4,
+            last_index: 2,
+            last_term: 1,
+        },
+    });
+    assert!(
+        r.recovering(),
+        "replica 2 holds an entry past the cut: it may be committed"
+    );
+    let vote = |term, last_index| Message::Vote {
+        term,
+        last_index,
+        last_term: 1,
+        transfer: false,
+    };
+    r.step(Input::Message {
+        from: 3,
+        message: vote(5, 2),
+    });
+    assert_eq!(r.hard_state().vote, None, "candidate 3 may lack that entry");
+    r.step(Input::Message {
+        from: 2,
+        message: vote(6, 3),
+    });
+    assert_eq!(r.hard_state().vote, Some(2), "candidate 2 holds it");
+    let config = ReplicaConfig {
+        id: 1,
+        voters: vec![1, 2, 3],
+        recovering: true,
+        ..ReplicaConfig::default()
+    };
+    let mut r = Replica::restore(config, 0, vec![entry(1, 1), entry(2, 1)]);
+    outputs(&mut r);
+    for from in [2, 3] {
+        r.step(Input::Message {
+            from,
+            message: Message::ProbeReply {
+                term: 3 + from,
+                last_index: 2,
+                last_term: 1,
+            },
+        });
+    }
+    assert_eq!(
+        r.hard_state(),
+        HardState {
+            term: 6,
+            vote: Some(VOTE_FOR_NO_ONE)
+        },
+        "the highest reported term, with no vote left in it"
+    );
+    assert!(r.recovering(), "until that hard state is durable");
+    let seq = outputs(&mut r)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Persist(batch) => Some(batch.seq),
+            _ => None,
+        })
+        .last()
+        .expect("the fence is persisted");
+    r.step(Input::Persisted { seq });
+    assert!(!r.recovering());
 }

@@ -761,6 +761,12 @@ pub fn describe_message(message: &Message) -> String {
         Message::ReadIndexReply { term, ctx, index } => {
             format!("ReadIndexReply term={term} ctx={ctx} index={index:?}")
         }
+        Message::Probe { term } => format!("Probe term={term}"),
+        Message::ProbeReply {
+            term,
+            last_index,
+            last_term,
+        } => format!("ProbeReply term={term} last={last_index}/{last_term}"),
         Message::Forward { term, proposals } => {
             let parts: Vec<String> = proposals
                 .iter()

@@ -30,6 +30,11 @@ use std::sync::Arc;
 use thiserror::Error;
 
 pub const SEGMENT_SUFFIX: &str = ".wal";
+/// Written (durably) in the WAL directory before recovery cuts a damaged tail, and removed by
+/// the node once it no longer needs to know: in a cluster, once it has caught up with a leader
+/// (the cut may have held acknowledged entries, so until then it must not vote). Written before
+/// the cut, so that a crash between the two cannot hide the cut.
+pub const TAIL_CUT_MARKER: &str = "TAIL_CUT";
 
 #[derive(Clone, Copy, Debug)]
 pub struct WalOptions {
@@ -207,6 +212,9 @@ impl Wal {
                         ?why,
                         "WAL: truncating a torn tail (records written after the last fsync; none of them was acknowledged)"
                     );
+                    let marker = dir.join(TAIL_CUT_MARKER);
+                    disk.create_durable(&marker, format!("{}\n", path.display()).as_bytes())
+                        .map_err(io_error(&marker))?;
                     disk.truncate(&path, valid).map_err(io_error(&path))?;
                     report.truncated =
                         Some((path.display().to_string(), valid, file_len - valid, why));
@@ -451,6 +459,11 @@ fn backup_and_cut(disk: &dyn Disk, path: &Path, len: u64) -> Result<PathBuf, Wal
         n += 1;
     }
     disk.copy(path, &backup).map_err(io_error(path))?;
+    if let Some(dir) = path.parent() {
+        let marker = dir.join(TAIL_CUT_MARKER);
+        disk.create_durable(&marker, format!("{}\n", path.display()).as_bytes())
+            .map_err(io_error(&marker))?;
+    }
     disk.truncate(path, len).map_err(io_error(path))?;
     Ok(backup)
 }
