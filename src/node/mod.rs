@@ -286,12 +286,29 @@ pub async fn run_with(
     };
     let started = std::time::Instant::now();
     let membership = membership(&config)?;
-    let (wal, records, report) = Wal::open(env.disk.clone(), &wal_dir, options)?;
+    let in_cluster = membership.voters.len() > 1;
+    let (wal, records, report) = match Wal::open(env.disk.clone(), &wal_dir, options) {
+        Err(crate::wal::WalError::Corruption(corruption)) if in_cluster => {
+            // In a cluster the peers hold what the corruption destroyed: cut the log there and
+            // catch up from them (not voting until then), rather than stay down.
+            match crate::wal::cut_for_repair(env.disk.as_ref(), &wal_dir)? {
+                Some((file, offset)) => tracing::error!(
+                    %corruption,
+                    file = %file.display(),
+                    offset,
+                    "WAL corruption: cut the log there (backups kept as *.bak); catching up from the peers"
+                ),
+                None => return Err(corruption.into()),
+            }
+            Wal::open(env.disk.clone(), &wal_dir, options)?
+        }
+        opened => opened?,
+    };
     // A damaged tail was cut (now or in an earlier life that did not catch up): in a cluster
     // this node waits to catch up with a leader before it votes again.
     let tail_cut_marker = wal_dir.join(crate::wal::TAIL_CUT_MARKER);
     let tail_cut = env.disk.read(&tail_cut_marker).is_ok();
-    let recovering = tail_cut && membership.voters.len() > 1;
+    let recovering = tail_cut && in_cluster;
     if tail_cut && !recovering {
         // A single node has no one to catch up from.
         env.disk.remove(&tail_cut_marker)?;

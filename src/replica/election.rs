@@ -110,23 +110,32 @@ impl Replica {
         }
     }
 
-    fn on_probe_reply(&mut self, from: NodeId, term: u64, last: (u64, u64)) {
+    fn on_probe_reply(&mut self, from: NodeId, term: u64, last: (u64, u64), recovering: bool) {
         let needed = self.config.voters.len().div_ceil(2);
+        let others = self.config.voters.len() - 1;
         let Some(recovery) = self.recovering.as_mut() else {
             return;
         };
         if recovery.best.is_some() {
             return;
         }
-        recovery.probed.insert(from, (term, last));
-        if recovery.probed.len() < needed {
+        recovery.probed.insert(from, (term, last, recovering));
+        // Replicas recovering too may have lost the same entries: they count only when every
+        // other replica answered (a power loss that tore every node's last write).
+        let sound = recovery.probed.values().filter(|(_, _, r)| !r).count();
+        if sound < needed && recovery.probed.len() < others {
             return;
         }
-        let highest = recovery.probed.values().map(|(t, _)| *t).max().unwrap_or(0);
+        let highest = recovery
+            .probed
+            .values()
+            .map(|(t, _, _)| *t)
+            .max()
+            .unwrap_or(0);
         let best = recovery
             .probed
             .values()
-            .map(|(_, l)| *l)
+            .map(|(_, l, _)| *l)
             .max()
             .unwrap_or((0, 0));
         recovery.best = Some(best);
@@ -298,6 +307,7 @@ impl Replica {
                     term: self.hard.term,
                     last_index: self.log.last_index(),
                     last_term: self.log.last_term(),
+                    recovering: self.recovering.is_some(),
                 };
                 self.send(from, reply);
             }
@@ -305,7 +315,8 @@ impl Replica {
                 term,
                 last_index,
                 last_term,
-            } => self.on_probe_reply(from, term, (last_term, last_index)),
+                recovering,
+            } => self.on_probe_reply(from, term, (last_term, last_index), recovering),
         }
     }
 

@@ -76,11 +76,13 @@ pub enum Message {
     Probe {
         term: u64,
     },
-    /// The answer: the replier's term and its last entry's index and term.
+    /// The answer: the replier's term, its last entry's index and term, and whether it is
+    /// recovering too (its log may lack what it acknowledged).
     ProbeReply {
         term: u64,
         last_index: u64,
         last_term: u64,
+        recovering: bool,
     },
 }
 

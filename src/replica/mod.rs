@@ -205,8 +205,10 @@ impl Default for ReplicaConfig {
 /// A replica catching up after its WAL's tail was cut. The cut record may have been an
 /// acknowledged entry (a flipped bit in an fsynced record looks like a torn write), or a hard
 /// state holding a vote. It does not campaign, and it probes the others until `ceil(n/2)` of
-/// them answered (with their term and last entry). Any entry committed with this replica's
-/// help is on a majority, so on one of them, and any term it reached is at most one of theirs.
+/// them that are not recovering themselves answered (with their term and last entry), or all
+/// of them did. Any entry committed with this replica's help is on a majority, so on one of
+/// them (while disk faults hit only a minority), and any term it reached is at most one of
+/// theirs.
 /// So it then moves to the highest term they reported, with a vote for no one in it (the cut
 /// may have held a vote in that term), and from there grants votes only to candidates whose
 /// log is at least as up to date as the best one they reported: such a candidate holds every
@@ -217,8 +219,9 @@ impl Default for ReplicaConfig {
 /// (so past everything committed in earlier terms).
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Recovery {
-    /// Probe replies: replier -> (its term, its last entry's term and index).
-    probed: BTreeMap<NodeId, (u64, (u64, u64))>,
+    /// Probe replies: replier -> (its term, its last entry's term and index, whether it is
+    /// recovering too).
+    probed: BTreeMap<NodeId, (u64, (u64, u64), bool)>,
     /// A leader's commit index this replica must hold durably.
     target: Option<u64>,
     /// The best log a probe quorum reported, as (last term, last index), once it answered

@@ -483,6 +483,7 @@ fn a_replica_whose_wal_tail_was_cut_votes_again_once_probes_show_the_cut_was_nev
             term: 4,
             last_index: 3,
             last_term: 1,
+            recovering: false,
         },
     });
     r.step(Input::Message {
@@ -491,6 +492,7 @@ fn a_replica_whose_wal_tail_was_cut_votes_again_once_probes_show_the_cut_was_nev
             term: 4,
             last_index: 2,
             last_term: 1,
+            recovering: false,
         },
     });
     assert!(
@@ -528,6 +530,7 @@ fn a_replica_whose_wal_tail_was_cut_votes_again_once_probes_show_the_cut_was_nev
                 term: 3 + from,
                 last_index: 2,
                 last_term: 1,
+                recovering: false,
             },
         });
     }
@@ -550,4 +553,43 @@ fn a_replica_whose_wal_tail_was_cut_votes_again_once_probes_show_the_cut_was_nev
         .expect("the fence is persisted");
     r.step(Input::Persisted { seq });
     assert!(!r.recovering());
+}
+
+#[test]
+fn replies_of_replicas_recovering_too_count_only_when_every_replica_answered() {
+    // Two of five disks lost data: a committed entry may be left on a single sound replica,
+    // so the probe must reach it, unless every other replica answered.
+    let config = ReplicaConfig {
+        id: 1,
+        voters: vec![1, 2, 3, 4, 5],
+        recovering: true,
+        ..ReplicaConfig::default()
+    };
+    let mut r = Replica::restore(config, 0, vec![entry(1, 1)]);
+    let reply = |recovering| Message::ProbeReply {
+        term: 1,
+        last_index: 1,
+        last_term: 1,
+        recovering,
+    };
+    for (from, recovering) in [(2, false), (3, false), (4, true)] {
+        r.step(Input::Message {
+            from,
+            message: reply(recovering),
+        });
+    }
+    assert_eq!(
+        r.hard_state().vote,
+        None,
+        "two sound replies are not enough"
+    );
+    r.step(Input::Message {
+        from: 5,
+        message: reply(true),
+    });
+    assert_eq!(
+        r.hard_state().vote,
+        Some(VOTE_FOR_NO_ONE),
+        "every other replica answered"
+    );
 }

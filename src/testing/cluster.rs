@@ -766,7 +766,11 @@ pub fn describe_message(message: &Message) -> String {
             term,
             last_index,
             last_term,
-        } => format!("ProbeReply term={term} last={last_index}/{last_term}"),
+            recovering,
+        } => format!(
+            "ProbeReply term={term} last={last_index}/{last_term}{}",
+            if *recovering { " recovering" } else { "" }
+        ),
         Message::Forward { term, proposals } => {
             let parts: Vec<String> = proposals
                 .iter()

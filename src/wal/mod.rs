@@ -448,6 +448,40 @@ pub fn cut_at_corruption(
     }
 }
 
+/// A cluster node's repair of a corrupt log (DESIGN's WAL rule 4: corruption is repaired
+/// from peers): the log is cut where the corruption starts (the damaged segment backed up and
+/// cut, every later segment moved aside as `*.wal.bak`), after the tail-cut marker is written,
+/// so that the node catches up from its peers before it votes again. Returns where the cut
+/// is, or `None` when the corruption is not in a record (a damaged segment header), which it
+/// leaves to a human.
+pub fn cut_for_repair(disk: &dyn Disk, dir: &Path) -> Result<Option<(PathBuf, u64)>, WalError> {
+    let scanned = scan_dir(disk, dir)?;
+    let Err(corruption) = scanned.scans else {
+        return Ok(None);
+    };
+    if matches!(corruption.kind, recovery::CorruptionKind::Header(_)) {
+        return Ok(None);
+    }
+    let marker = dir.join(TAIL_CUT_MARKER);
+    disk.create_durable(&marker, format!("{}\n", corruption.file).as_bytes())
+        .map_err(io_error(&marker))?;
+    let damaged = PathBuf::from(&corruption.file);
+    let mut later = false;
+    for name in &scanned.names {
+        let path = dir.join(name);
+        if later {
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(".bak");
+            disk.copy(&path, Path::new(&aside))
+                .map_err(io_error(&path))?;
+            disk.remove(&path).map_err(io_error(&path))?;
+        }
+        later |= path == damaged;
+    }
+    backup_and_cut(disk, &damaged, corruption.offset as u64)?;
+    Ok(Some((damaged, corruption.offset as u64)))
+}
+
 fn backup_and_cut(disk: &dyn Disk, path: &Path, len: u64) -> Result<PathBuf, WalError> {
     let mut backup = path.as_os_str().to_owned();
     backup.push(".bak");
