@@ -18,7 +18,7 @@ if [[ -n "${QUORUM_SIM_FEATURES:-}" ]]; then
   # Each mutation gets its own directory, so the clean build stays cached.
   target_dir="target/sim-mutants"
 fi
-cargo build --quiet --profile "$profile" -p quorum-sim "${features[@]}" \
+cargo build --locked --quiet --profile "$profile" -p quorum-sim "${features[@]}" \
   --config "build.rustflags=['--cfg','madsim']" --config "build.target-dir='$target_dir'"
 dir="$profile"
 [[ "$profile" == dev ]] && dir=debug

@@ -6,7 +6,10 @@
 # Knobs (environment):
 #   QUORUM_FUZZ_SECONDS  seconds per fuzz target (default 30; 0 skips fuzzing)
 #   QUORUM_CORE_CASES    seeded chaos runs of the in-memory cluster (default 300)
-#   QUORUM_MUTATIONS     0 skips the mutation check (one rebuild per planted bug)
+#   QUORUM_MUTATIONS     0 skips the mutation checks (one rebuild per planted bug)
+#   QUORUM_SIM_SEEDS     seeds of the madsim simulation, 3 nodes (default 300; 0 skips it)
+#   QUORUM_SIM_SEEDS_5   seeds of the 5-node simulation (default 100)
+#   QUORUM_SIM_MUTATION_SEEDS  seeds tried per planted bug in the simulation (default 300)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,9 +41,24 @@ cargo test --locked --all-targets
 # `--cfg madsim` (the `simtest` alias: own target dir) so the simulation can drive it.
 echo "== simulation build (cargo simtest --no-run)"
 cargo simtest --locked --no-run
+SIM_SEEDS=${QUORUM_SIM_SEEDS:-300}
+if [ "$SIM_SEEDS" -gt 0 ]; then
+  echo "== simulation lints (quorum-sim under --cfg madsim)"
+  cargo clippy --locked -p quorum-sim --config "build.rustflags=['--cfg','madsim']" \
+    --config "build.target-dir='target/sim'" -- -D warnings
+  echo "== simulation: $SIM_SEEDS seeds of 3 nodes, the regression seeds, determinism of 20"
+  ci/sim.sh --seeds "$SIM_SEEDS" --regressions sim/regressions.txt --check-determinism 20
+  echo "== simulation: ${QUORUM_SIM_SEEDS_5:-100} seeds of 5 nodes"
+  ci/sim.sh --nodes 5 --seed 100001 --seeds "${QUORUM_SIM_SEEDS_5:-100}" \
+    --regressions sim/regressions.txt --check-determinism 5
+fi
 if [ "${QUORUM_MUTATIONS:-1}" != 0 ]; then
   echo "== mutation check (ci/mutations.sh; QUORUM_MUTATIONS=0 skips)"
   ci/mutations.sh
+  if [ "$SIM_SEEDS" -gt 0 ]; then
+    echo "== mutation check of the simulation (ci/sim-mutations.sh)"
+    ci/sim-mutations.sh
+  fi
 fi
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
   echo "== fuzz, ${FUZZ_SECONDS}s per target"

@@ -93,7 +93,8 @@ mod tests {
 
 /// The version of the peer protocol (handshake and messages). A node refuses a peer that
 /// speaks another, with a log line naming both.
-pub const PEER_PROTOCOL_VERSION: u32 = 1;
+/// Version 2 added the recovery probe (`Probe`, `ProbeReply`).
+pub const PEER_PROTOCOL_VERSION: u32 = 2;
 
 /// The first bytes on every peer connection, before the version.
 pub const PEER_MAGIC: &[u8; 8] = b"QRMPEER\0";

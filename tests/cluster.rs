@@ -462,27 +462,61 @@ fn sigterm_on_the_leader_hands_over_without_a_client_error() {
     assert!(done.load(Ordering::Relaxed) > 100);
 }
 
-#[test]
-fn a_torn_wal_tail_on_one_node_heals_by_rejoining() {
-    let mut cluster = Cluster::start("cluster-torn");
+/// A cluster with keys `{prefix}0` to `{prefix}19` written through its leader, and then a
+/// follower killed: the cluster, a connection to the leader, the follower, and the follower's
+/// WAL segments in order (for the test to damage).
+fn a_killed_follower(name: &str, prefix: &str) -> (Cluster, Raw, usize, Vec<PathBuf>) {
+    let mut cluster = Cluster::start(name);
     let leader = cluster.leader().unwrap();
     let mut raw = Raw::connect(cluster.ports[leader]);
     for i in 0..20 {
-        assert_eq!(
-            raw.cmd(&["SET", &format!("t{i}"), &i.to_string()]),
-            Frame::ok()
-        );
+        let key = format!("{prefix}{i}");
+        assert_eq!(raw.cmd(&["SET", &key, &i.to_string()]), Frame::ok());
     }
     let follower = (leader + 1) % 3;
     cluster.kill(follower);
-    // Tear its tail: where its records end, a frame header promising 1000 bytes, with a wrong
-    // checksum and only three bytes after it (a write cut short by the crash).
     let mut segments: Vec<PathBuf> = std::fs::read_dir(cluster.dirs[follower].join("wal"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "wal"))
         .collect();
     segments.sort();
+    (cluster, raw, follower, segments)
+}
+
+/// The cluster moves on without the damaged follower (keys 20 to 39), then the follower
+/// restarts and must serve all 40 keys. Returns its log.
+fn rejoin_and_read(
+    cluster: &mut Cluster,
+    leader: &mut Raw,
+    follower: usize,
+    prefix: &str,
+) -> String {
+    for i in 20..40 {
+        let key = format!("{prefix}{i}");
+        assert_eq!(leader.cmd(&["SET", &key, &i.to_string()]), Frame::ok());
+    }
+    cluster.start_node(follower);
+    cluster.wait_for_leader(Duration::from_secs(20));
+    let mut raw = Raw::connect(cluster.ports[follower]);
+    for i in 0..40 {
+        assert_eq!(
+            raw.cmd(&["GET", &format!("{prefix}{i}")]),
+            bulk(&i.to_string())
+        );
+    }
+    cluster.nodes[follower]
+        .as_ref()
+        .unwrap()
+        .log_lines()
+        .join("\n")
+}
+
+#[test]
+fn a_torn_wal_tail_on_one_node_heals_by_rejoining() {
+    let (mut cluster, mut raw, follower, mut segments) = a_killed_follower("cluster-torn", "t");
+    // Tear its tail: where its records end, a frame header promising 1000 bytes, with a wrong
+    // checksum and only three bytes after it (a write cut short by the crash).
     let segment = segments.pop().unwrap();
     let mut bytes = std::fs::read(&segment).unwrap();
     let end = quorum::wal::recovery::scan_segment(&bytes, true)
@@ -494,27 +528,50 @@ fn a_torn_wal_tail_on_one_node_heals_by_rejoining() {
     }
     bytes[end..end + torn.len()].copy_from_slice(&torn);
     std::fs::write(&segment, &bytes).unwrap();
-    // The cluster moves on without it.
-    for i in 20..40 {
-        assert_eq!(
-            raw.cmd(&["SET", &format!("t{i}"), &i.to_string()]),
-            Frame::ok()
-        );
-    }
     // It restarts: recovery cuts the torn tail, and the leader brings it up to date.
-    cluster.start_node(follower);
-    cluster.wait_for_leader(Duration::from_secs(20));
-    let mut raw = Raw::connect(cluster.ports[follower]);
-    for i in 0..40 {
-        assert_eq!(raw.cmd(&["GET", &format!("t{i}")]), bulk(&i.to_string()));
-    }
-    let log = cluster.nodes[follower]
-        .as_ref()
-        .unwrap()
-        .log_lines()
-        .join("\n");
+    let log = rejoin_and_read(&mut cluster, &mut raw, follower, "t");
     assert!(
         log.contains("torn"),
         "the node says it cut a torn tail:\n{log}"
     );
+}
+
+#[test]
+fn a_corrupt_record_mid_log_on_one_node_is_repaired_from_its_peers() {
+    let (mut cluster, mut raw, follower, segments) = a_killed_follower("cluster-corrupt", "c");
+    // Flip a bit in the payload of its third record: valid records follow it, so this is
+    // corruption, not a torn tail. A single node would refuse to start; a cluster node cuts
+    // its log there and catches up from its peers.
+    let segment = segments[0].clone();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let scan = quorum::wal::recovery::scan_segment(&bytes, segments.len() == 1).unwrap();
+    assert!(scan.records.len() > 10, "{} records", scan.records.len());
+    bytes[scan.records[2].start] ^= 0x10;
+    std::fs::write(&segment, &bytes).unwrap();
+    let log = rejoin_and_read(&mut cluster, &mut raw, follower, "c");
+    assert!(
+        log.contains("WAL corruption: cut the log there"),
+        "the node says it cut its log at the corruption:\n{log}"
+    );
+    let wal_dir = cluster.dirs[follower].join("wal");
+    let backups = std::fs::read_dir(&wal_dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .to_string_lossy()
+                .contains(".bak")
+        })
+        .count();
+    assert!(backups >= 1, "the damaged segment is kept as a backup");
+    // Caught up, it votes again: the marker is gone once it holds what the leader committed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while wal_dir.join(quorum::wal::TAIL_CUT_MARKER).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node never finished catching up:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

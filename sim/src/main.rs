@@ -45,7 +45,8 @@ mod driver {
         /// Simulated seconds of faults and workload per seed.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
-        /// Also run every seed listed in this file (one per line, `#` comments).
+        /// Also run every seed listed in this file for this cluster size (one per line, an
+        /// optional `nodes=5`, `#` comments).
         #[arg(long)]
         regressions: Option<std::path::PathBuf>,
         /// Run this many of the seeds twice and require equal trace hashes.
@@ -246,12 +247,24 @@ mod driver {
                 }
             };
             for line in text.lines() {
-                let word = line.split('#').next().unwrap_or("").trim();
-                if word.is_empty() {
+                let mut words = line.split('#').next().unwrap_or("").split_whitespace();
+                let Some(word) = words.next() else {
                     continue;
-                }
+                };
+                // A seed for another cluster size is left to the run of that size.
+                let nodes = match words.next() {
+                    None => 3,
+                    Some(spec) => match spec.strip_prefix("nodes=").and_then(|n| n.parse().ok()) {
+                        Some(n) => n,
+                        None => {
+                            eprintln!("{}: not `nodes=N`: {line:?}", path.display());
+                            return 2;
+                        }
+                    },
+                };
                 match word.parse() {
-                    Ok(seed) => seeds.push(seed),
+                    Ok(seed) if nodes == args.nodes => seeds.push(seed),
+                    Ok(_) => {}
                     Err(_) => {
                         eprintln!("{}: not a seed: {line:?}", path.display());
                         return 2;

@@ -44,7 +44,7 @@ impl Nemesis {
     pub fn new(world: Arc<World>, ids: Vec<SimNodeId>) -> Nemesis {
         let nodes = ids.len();
         Nemesis {
-            rng: Rng::new(world.seed ^ 0x4e45_4d45_5349_53),
+            rng: Rng::new(world.seed ^ 0x004e_454d_4553_4953),
             world,
             handle: Handle::current(),
             net: NetSim::current(),
@@ -156,14 +156,7 @@ impl Nemesis {
 
     async fn inject(&mut self) {
         let node = self.pick_node();
-        let roll = self.rng.below(100);
-        if let Ok(skip) = std::env::var("QUORUM_SIM_SKIP_ROLLS")
-            && let Some((lo, hi)) = skip.split_once('-')
-            && (lo.parse().unwrap_or(0)..=hi.parse().unwrap_or(0)).contains(&roll)
-        {
-            return;
-        }
-        let kind = match roll {
+        let kind = match self.rng.below(100) {
             0..=17 => {
                 if self.down[node] {
                     return;
