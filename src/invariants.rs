@@ -36,6 +36,9 @@ pub struct Observer {
     entries: BTreeMap<(u64, u64), (LogEntry, u64)>,
     /// index -> the entry committed there, as first seen committed.
     committed: BTreeMap<u64, LogEntry>,
+    /// index -> the term of the replica that first showed it committed: it was committed in
+    /// that term or an earlier one.
+    committed_term: BTreeMap<u64, u64>,
     /// Per replica, how far its commit index was checked.
     commit_checked: BTreeMap<NodeId, u64>,
     /// index -> the keyspace digest after applying it, as first seen.
@@ -107,6 +110,7 @@ impl Observer {
             match self.committed.get(&index) {
                 None => {
                     self.committed.insert(index, (**entry).clone());
+                    self.committed_term.insert(index, replica.term());
                 }
                 Some(first) if first != &**entry => {
                     return violation(
@@ -125,11 +129,16 @@ impl Observer {
     }
 
     /// Leader completeness, checked once per term when its leader is first seen: the leader
-    /// holds every entry committed so far.
+    /// holds every entry committed in an earlier term. (A leader of term 3 whose election
+    /// ended late may lack an entry that a leader of term 4 committed meanwhile; it steps down
+    /// as soon as it hears of term 4.)
     pub fn leader_completeness(&self, replica: &Replica) -> Result<(), Violation> {
         let id = replica.id();
         {
             for (index, committed) in self.committed.range(replica.first_index()..) {
+                if self.committed_term[index] >= replica.term() {
+                    continue;
+                }
                 if replica.entry(*index).map(|e| &**e) != Some(committed) {
                     return violation(
                         "leader completeness",

@@ -63,8 +63,13 @@ enum Commands {
         /// any other command, as with Redis's requirepass.
         #[arg(long)]
         requirepass: Option<String>,
+        /// This node's disk was lost or replaced (its --dir is empty or new): it asks its
+        /// peers what it may have lost and catches up before it votes again. Without it, an
+        /// empty --dir is a new member of a new cluster.
+        #[arg(long)]
+        rejoin: bool,
         /// A TOML file holding any of these flags (`port = 7001`, `cluster = ["h:p", ...]`,
-        /// `requirepass = "..."`); flags on the command line override it.
+        /// `requirepass = "..."`, `rejoin = true`); flags on the command line override it.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -123,6 +128,7 @@ fn main() -> ExitCode {
             cluster,
             cluster_secret_file,
             requirepass,
+            rejoin,
             config: _,
         } => {
             let cluster_secret = match cluster_secret_file.map(std::fs::read).transpose() {
@@ -144,6 +150,7 @@ fn main() -> ExitCode {
                 client_query_buffer_limit,
                 client_output_buffer_limit,
                 segment_bytes_max: wal_segment_bytes_max,
+                rejoin,
                 ..NodeConfig::default()
             };
             let mut runtime = tokio::runtime::Builder::new_multi_thread();
@@ -322,6 +329,12 @@ fn args_with_config_file(args: Vec<String>) -> Result<Vec<String>, String> {
     for (key, value) in table {
         let flag = format!("--{}", key.replace('_', "-"));
         let value = match value {
+            // A switch: present when true.
+            toml::Value::Boolean(true) => {
+                from_file.push(flag);
+                continue;
+            }
+            toml::Value::Boolean(false) => continue,
             toml::Value::String(s) => s,
             toml::Value::Integer(n) => n.to_string(),
             toml::Value::Array(items) => items
@@ -334,7 +347,7 @@ fn args_with_config_file(args: Vec<String>) -> Result<Vec<String>, String> {
                 .join(","),
             other => {
                 return Err(format!(
-                    "{path}: {key} = {other} is not a string, number or list"
+                    "{path}: {key} = {other} is not a string, number, boolean or list"
                 ));
             }
         };

@@ -5,7 +5,7 @@
 //! - a seed-chosen prefix of the unsynced writes, the last of them possibly cut short (a torn
 //!   write), and the rest of that sector possibly garbage;
 //! - on the nodes the run marked corruptible (always a minority), a flipped bit in a record
-//!   that had been fsynced;
+//!   that had been fsynced, or the whole disk lost (wiped);
 //! - an fsync that fails (once armed): the writes it covered are dropped, as a kernel may drop
 //!   dirty pages after a failed writeback, and the node must stop.
 //!
@@ -59,6 +59,7 @@ pub struct CrashDamage {
     pub unsynced_writes_lost: usize,
     pub torn_writes: usize,
     pub bit_flips: usize,
+    pub wiped: bool,
 }
 
 #[derive(Default)]
@@ -73,6 +74,8 @@ pub struct DiskState {
     /// Writes or fsyncs a life attempted after its fsync failed (must stay 0).
     pub writes_after_failed_sync: u64,
     pub fsyncs: u64,
+    /// Wiped at the last crash: the node's next start is the operator's `--rejoin`.
+    pub wiped: bool,
 }
 
 impl DiskState {
@@ -112,6 +115,12 @@ impl DiskState {
         }
         if corruptible && rng.below(4) == 0 && self.flip_a_bit(rng) {
             damage.bit_flips += 1;
+        }
+        if corruptible && rng.below(10) == 0 {
+            // The disk was replaced: the node restarts with nothing.
+            self.files.clear();
+            damage.wiped = true;
+            self.wiped = true;
         }
         damage
     }

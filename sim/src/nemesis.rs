@@ -105,6 +105,7 @@ impl Nemesis {
             damage.unsynced_writes_lost as u64;
         *state.faults.entry("torn write").or_default() += damage.torn_writes as u64;
         *state.faults.entry("bit flip").or_default() += damage.bit_flips as u64;
+        *state.faults.entry("disk wiped").or_default() += u64::from(damage.wiped);
         drop(state);
         if self.paused[node] {
             self.handle.resume(self.ids[node]);

@@ -127,7 +127,10 @@ async fn node_life(world: Arc<World>, node: usize, cluster: Vec<String>) {
         }),
         hooks: Some(world.clone() as Arc<dyn NodeHooks>),
     };
+    // A node whose disk was wiped restarts as an operator restarts one on a new disk.
+    let rejoin = std::mem::take(&mut world.disks[node].lock().unwrap().wiped);
     let config = NodeConfig {
+        rejoin,
         bind: node_ip(node).to_string(),
         port: CLIENT_PORT,
         dir: PathBuf::from(format!("/quorum/{}", node + 1)),

@@ -130,7 +130,13 @@ pub fn virtual_ns() -> u64 {
 }
 
 impl NodeHooks for World {
-    fn on_send(&self, from: NodeId, to: NodeId, _message: &Message) -> Vec<Duration> {
+    fn on_send(&self, from: NodeId, to: NodeId, message: &Message) -> Vec<Duration> {
+        if !matches!(
+            message,
+            Message::Append { .. } | Message::AppendReply { .. }
+        ) {
+            tracing::trace!(from, to, ?message, "send");
+        }
         let mut state = self.lock();
         state.messages_sent += 1;
         let faults = state.messages;
@@ -177,6 +183,16 @@ impl NodeHooks for World {
     }
 
     fn after_step(&self, replica: &Replica) {
+        tracing::trace!(
+            node = replica.id(),
+            role = ?replica.role(),
+            term = replica.term(),
+            vote = ?replica.hard_state().vote,
+            last = replica.last_index(),
+            commit = replica.commit_index(),
+            recovering = replica.recovering(),
+            "step"
+        );
         self.trace(&[
             2,
             replica.id(),

@@ -51,6 +51,8 @@ pub struct NodeConfig {
     pub cluster_secret: Option<Vec<u8>>,
     /// Clients must AUTH with this password before any other command (Redis's requirepass).
     pub requirepass: Option<std::sync::Arc<str>>,
+    /// This node's disk was lost or replaced: it must catch up before it votes again.
+    pub rejoin: bool,
 }
 
 /// A node's peer (bus) port: its client port + 10000, as Redis Cluster's.
@@ -149,6 +151,7 @@ impl Default for NodeConfig {
             cluster: Vec::new(),
             cluster_secret: None,
             requirepass: None,
+            rejoin: false,
         }
     }
 }
@@ -308,14 +311,27 @@ pub async fn run_with(
     // this node waits to catch up with a leader before it votes again.
     let tail_cut_marker = wal_dir.join(crate::wal::TAIL_CUT_MARKER);
     let tail_cut = env.disk.read(&tail_cut_marker).is_ok();
-    let recovering = tail_cut && in_cluster;
-    if tail_cut && !recovering {
+    // `--rejoin`: the operator says this node's disk was lost or replaced. Nothing on disk
+    // tells that apart from a new node, yet it may have voted and acknowledged entries in
+    // its past life: it recovers as a node with a cut log does. The marker keeps that across
+    // restarts until it is over.
+    let recovering = in_cluster && (tail_cut || config.rejoin);
+    if tail_cut && !in_cluster {
         // A single node has no one to catch up from.
         env.disk.remove(&tail_cut_marker)?;
     }
+    if config.rejoin && !in_cluster {
+        tracing::warn!("--rejoin means nothing without --cluster: ignored");
+    }
+    if recovering && !tail_cut {
+        env.disk
+            .create_durable(&tail_cut_marker, b"--rejoin\n")
+            .map_err(|e| format!("{}: {e}", tail_cut_marker.display()))?;
+    }
     if recovering {
         tracing::warn!(
-            "the WAL's tail was cut: this node will not vote until it has caught up with a leader"
+            rejoin = config.rejoin,
+            "this node may have lost what it acknowledged (its WAL was cut, or --rejoin): it will not vote until its peers show what it may have lost"
         );
     }
     let replica_config = ReplicaConfig {
@@ -566,7 +582,7 @@ async fn core_loop(
         if let Some(marker) = tail_cut_marker.take_if(|_| !replica.recovering()) {
             tracing::info!(
                 node = replica.id(),
-                "caught up with the leader after a cut WAL tail: voting again"
+                "recovered what the cut WAL (or the lost disk) may have held: voting again"
             );
             if let Err(error) = env.disk.remove(&marker) {
                 // The next start will wait to catch up again: safe, only slower.

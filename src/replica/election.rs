@@ -15,7 +15,9 @@ impl Replica {
             return;
         }
         if self.recovering.is_some() {
-            // Not caught up: it must not campaign; it asks what the others hold instead.
+            // Not caught up: it must not campaign; it asks what the others hold instead, again
+            // and again, since what they hold changes (a replica that answered may lose data
+            // later, and then says it is recovering).
             self.reset_election_deadline();
             let term = self.hard.term;
             for peer in self.peers() {
@@ -116,9 +118,8 @@ impl Replica {
         let Some(recovery) = self.recovering.as_mut() else {
             return;
         };
-        if recovery.best.is_some() {
-            return;
-        }
+        // The latest answer of each replica counts; each time they make a quorum, the best
+        // log and the fence are worked out again from them.
         recovery.probed.insert(from, (term, last, recovering));
         // Replicas recovering too may have lost the same entries: they count only when every
         // other replica answered (a power loss that tore every node's last write).

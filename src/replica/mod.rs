@@ -204,9 +204,9 @@ impl Default for ReplicaConfig {
 
 /// A replica catching up after its WAL's tail was cut. The cut record may have been an
 /// acknowledged entry (a flipped bit in an fsynced record looks like a torn write), or a hard
-/// state holding a vote. It does not campaign, and it probes the others until `ceil(n/2)` of
-/// them that are not recovering themselves answered (with their term and last entry), or all
-/// of them did. Any entry committed with this replica's help is on a majority, so on one of
+/// state holding a vote. It does not campaign; it probes the others every election timeout,
+/// and works the following out again each time the latest answers (term and last entry) of
+/// `ceil(n/2)` of them that are not recovering themselves, or of all of them, are in. Any entry committed with this replica's help is on a majority, so on one of
 /// them (while disk faults hit only a minority), and any term it reached is at most one of
 /// theirs.
 /// So it then moves to the highest term they reported, with a vote for no one in it (the cut
@@ -224,8 +224,8 @@ struct Recovery {
     probed: BTreeMap<NodeId, (u64, (u64, u64), bool)>,
     /// A leader's commit index this replica must hold durably.
     target: Option<u64>,
-    /// The best log a probe quorum reported, as (last term, last index), once it answered
-    /// and this replica moved past their terms.
+    /// The best log the latest probe quorum reported, as (last term, last index), once one
+    /// answered and this replica moved past their terms.
     best: Option<(u64, u64)>,
 }
 
