@@ -76,7 +76,7 @@ fn a_config_file_holds_flags_and_the_command_line_overrides_it() {
     let file = dir.join("quorum.toml");
     std::fs::write(
         &file,
-        "requirepass = \"from-file\"\nclient_output_buffer_limit = 2000000\nmaxclients = 7\n",
+        "requirepass = \"from-file\"\nclient_output_buffer_limit = 2000000\nmaxclients = 7\nrejoin = true\n",
     )
     .unwrap();
     let file = file.display().to_string();
@@ -90,6 +90,12 @@ fn a_config_file_holds_flags_and_the_command_line_overrides_it() {
     assert_eq!(
         raw.cmd(&["CONFIG", "GET", "maxclients"]),
         Frame::Array(vec![bulk("maxclients"), bulk("7")])
+    );
+    // A switch (`rejoin = true`) reaches the node too.
+    let log = node.log_lines().join("\n");
+    assert!(
+        log.contains("--rejoin means nothing without --cluster"),
+        "{log}"
     );
     drop(node);
     let node = Node::try_start(

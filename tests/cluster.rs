@@ -47,7 +47,13 @@ impl Cluster {
     }
 
     fn start_node(&mut self, i: usize) {
-        let node = Node::try_start_on(&self.dirs[i], self.ports[i], &["--cluster", &self.members])
+        self.start_node_with(i, &[]);
+    }
+
+    fn start_node_with(&mut self, i: usize, extra: &[&str]) {
+        let mut args = vec!["--cluster", &self.members];
+        args.extend_from_slice(extra);
+        let node = Node::try_start_on(&self.dirs[i], self.ports[i], &args)
             .unwrap_or_else(|e| panic!("node {} did not start:\n{e}", i + 1));
         self.nodes[i] = Some(node);
     }
@@ -485,18 +491,19 @@ fn a_killed_follower(name: &str, prefix: &str) -> (Cluster, Raw, usize, Vec<Path
 }
 
 /// The cluster moves on without the damaged follower (keys 20 to 39), then the follower
-/// restarts and must serve all 40 keys. Returns its log.
+/// restarts (with `extra` flags) and must serve all 40 keys. Returns its log.
 fn rejoin_and_read(
     cluster: &mut Cluster,
     leader: &mut Raw,
     follower: usize,
     prefix: &str,
+    extra: &[&str],
 ) -> String {
     for i in 20..40 {
         let key = format!("{prefix}{i}");
         assert_eq!(leader.cmd(&["SET", &key, &i.to_string()]), Frame::ok());
     }
-    cluster.start_node(follower);
+    cluster.start_node_with(follower, extra);
     cluster.wait_for_leader(Duration::from_secs(20));
     let mut raw = Raw::connect(cluster.ports[follower]);
     for i in 0..40 {
@@ -529,7 +536,7 @@ fn a_torn_wal_tail_on_one_node_heals_by_rejoining() {
     bytes[end..end + torn.len()].copy_from_slice(&torn);
     std::fs::write(&segment, &bytes).unwrap();
     // It restarts: recovery cuts the torn tail, and the leader brings it up to date.
-    let log = rejoin_and_read(&mut cluster, &mut raw, follower, "t");
+    let log = rejoin_and_read(&mut cluster, &mut raw, follower, "t", &[]);
     assert!(
         log.contains("torn"),
         "the node says it cut a torn tail:\n{log}"
@@ -548,7 +555,7 @@ fn a_corrupt_record_mid_log_on_one_node_is_repaired_from_its_peers() {
     assert!(scan.records.len() > 10, "{} records", scan.records.len());
     bytes[scan.records[2].start] ^= 0x10;
     std::fs::write(&segment, &bytes).unwrap();
-    let log = rejoin_and_read(&mut cluster, &mut raw, follower, "c");
+    let log = rejoin_and_read(&mut cluster, &mut raw, follower, "c", &[]);
     assert!(
         log.contains("WAL corruption: cut the log there"),
         "the node says it cut its log at the corruption:\n{log}"
@@ -565,7 +572,12 @@ fn a_corrupt_record_mid_log_on_one_node_is_repaired_from_its_peers() {
         })
         .count();
     assert!(backups >= 1, "the damaged segment is kept as a backup");
-    // Caught up, it votes again: the marker is gone once it holds what the leader committed.
+    wait_until_recovered(&wal_dir, &log);
+}
+
+/// Caught up, a recovering node votes again: its marker is gone once it holds what it may
+/// have lost.
+fn wait_until_recovered(wal_dir: &std::path::Path, log: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while wal_dir.join(quorum::wal::TAIL_CUT_MARKER).exists() {
         assert!(
@@ -574,4 +586,17 @@ fn a_corrupt_record_mid_log_on_one_node_is_repaired_from_its_peers() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn a_follower_on_a_new_disk_started_with_rejoin_catches_up_before_it_votes() {
+    let (mut cluster, mut raw, follower, _) = a_killed_follower("cluster-rejoin", "w");
+    // Its disk is lost: an empty data directory. `--rejoin` says so.
+    std::fs::remove_dir_all(&cluster.dirs[follower]).unwrap();
+    let log = rejoin_and_read(&mut cluster, &mut raw, follower, "w", &["--rejoin"]);
+    assert!(
+        log.contains("it will not vote until its peers show what it may have lost"),
+        "the node says it recovers first:\n{log}"
+    );
+    wait_until_recovered(&cluster.dirs[follower].join("wal"), &log);
 }
