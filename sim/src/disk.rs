@@ -76,6 +76,8 @@ pub struct DiskState {
     pub fsyncs: u64,
     /// Wiped at the last crash: the node's next start is the operator's `--rejoin`.
     pub wiped: bool,
+    /// Fsyncs that failed (an armed failure is counted only when it happens).
+    pub failed_fsyncs: u64,
 }
 
 impl DiskState {
@@ -220,6 +222,7 @@ impl DiskFile for SimFile {
         }
         if state.fail_next_sync {
             state.fail_next_sync = false;
+            state.failed_fsyncs += 1;
             state.failed_life = Some(state.incarnation);
             if let Some(file) = state.files.get_mut(&self.path) {
                 file.pending.clear();
@@ -227,11 +230,6 @@ impl DiskFile for SimFile {
             return Err(io::Error::other("simulated fsync failure (EIO)"));
         }
         state.fsyncs += 1;
-        // The mutation `bug-fsync-not-done`: the fsync reports success and does nothing, so a
-        // crash loses what was acknowledged.
-        if cfg!(feature = "bug-fsync-not-done") {
-            return Ok(());
-        }
         if let Some(file) = state.files.get_mut(&self.path) {
             file.sync();
         }

@@ -78,9 +78,14 @@ mod driver {
     }
 
     fn replay(args: &Args, seed: u64) -> String {
+        let features = std::env::var("QUORUM_SIM_FEATURES")
+            .map(|f| format!("QUORUM_SIM_FEATURES={f} "))
+            .unwrap_or_default();
         format!(
-            "ci/sim.sh --seed {seed} --seeds 1 --nodes {} --seconds {} --verbose",
-            args.nodes, args.seconds
+            "{features}ci/sim.sh --seed {seed} --seeds 1 --nodes {} --seconds {}{} --verbose",
+            args.nodes,
+            args.seconds,
+            if args.no_faults { " --no-faults" } else { "" }
         )
     }
 
@@ -310,6 +315,7 @@ mod driver {
                         "seed {seed}: NOT DETERMINISTIC: trace {:016x} then {:016x}",
                         report.trace_hash, again.trace_hash
                     );
+                    println!("  replay: {} --check-determinism 1", replay(&args, seed));
                     failures += 1;
                     first_failure.get_or_insert(i as u64 + 1);
                 }

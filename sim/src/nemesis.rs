@@ -189,6 +189,9 @@ impl Nemesis {
                 "process pause"
             }
             26..=35 => {
+                if self.down[node] {
+                    return;
+                }
                 self.net.clog_node(self.ids[node]);
                 self.later(200, 3000, Undo::Unclog(node));
                 "node isolated"
@@ -203,10 +206,13 @@ impl Nemesis {
                 "one-way link cut"
             }
             46..=53 => {
-                // Split the nodes in two random groups.
+                // Split the nodes in two random groups, neither empty.
                 let side: Vec<bool> = (0..self.ids.len())
                     .map(|_| self.rng.below(2) == 0)
                     .collect();
+                if side.iter().all(|s| *s) || side.iter().all(|s| !s) {
+                    return;
+                }
                 let mut links = Vec::new();
                 for a in 0..self.ids.len() {
                     for b in 0..self.ids.len() {
@@ -244,6 +250,9 @@ impl Nemesis {
                 "clock jump"
             }
             86..=93 => {
+                if self.down[node] {
+                    return;
+                }
                 self.world.lock().disk_delay_ms[node] = 1 + self.rng.below(200);
                 self.later(300, 3000, Undo::FastDisk(node));
                 "slow disk"
@@ -252,8 +261,10 @@ impl Nemesis {
                 if self.down[node] {
                     return;
                 }
+                // Counted when it happens (`DiskState::failed_fsyncs`): a crash or the healing
+                // may take it back first.
                 self.world.disks[node].lock().unwrap().fail_next_sync();
-                "fsync failure"
+                return;
             }
         };
         self.world.count_fault(kind);

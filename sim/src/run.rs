@@ -155,9 +155,17 @@ async fn node_life(world: Arc<World>, node: usize, cluster: Vec<String>) {
         let text = error.to_string();
         tracing::warn!(node = node + 1, error = %text, "node stopped");
         let fatal = world.lock().fatal[node].is_some();
-        if corrupt {
+        if corrupt && world.corruptible[node] {
             world.count_fault("node refused to start (corrupt WAL)");
             world.lock().refused[node] = Some(text);
+        } else if corrupt {
+            world.fail(Violation {
+                property: "nodes start",
+                detail: format!(
+                    "node {}, whose disk no fault corrupted, found its WAL corrupt: {text}",
+                    node + 1
+                ),
+            });
         } else if fatal {
             world.count_fault("node stopped on a fatal error");
         } else {
@@ -227,12 +235,12 @@ async fn scenario(config: RunConfig) -> RunReport {
     } else {
         tokio::time::sleep(Duration::from_millis(config.safety_ms)).await;
     }
+    // Liveness phase: the clients finish what they sent, with the faults gone.
     stop.store(true, Ordering::SeqCst);
+    nemesis.heal();
     for client in running {
         let _ = client.await;
     }
-    // Liveness phase.
-    nemesis.heal();
     if world.violation().is_none() {
         let host = handle
             .create_node()
@@ -240,7 +248,7 @@ async fn scenario(config: RunConfig) -> RunReport {
             .ip(IpAddr::from([10, 0, 2, 1]))
             .build();
         let history = history.clone();
-        let deadline_ms = config.safety_ms + config.liveness_ms;
+        let deadline_ms = crate::world::virtual_ns() / 1_000_000 + config.liveness_ms;
         let liveness_config = config.clone();
         let liveness_world = world.clone();
         let outcome = host
@@ -365,6 +373,12 @@ fn finish(config: &RunConfig, world: &World, history: &Arc<Mutex<History>>) -> R
         let state = world.lock();
         violation = invariants::durability(state.observer.committed(), &history.acknowledged).err();
     }
+    let failed_fsyncs: u64 = world
+        .disks
+        .iter()
+        .map(|d| d.lock().unwrap().failed_fsyncs)
+        .sum();
+    world.lock().faults.insert("fsync failure", failed_fsyncs);
     if violation.is_none() {
         match linearizability::check(&history.operations, config.budget_steps) {
             Outcome::Linearizable => {}

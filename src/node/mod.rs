@@ -290,6 +290,15 @@ pub async fn run_with(
     let started = std::time::Instant::now();
     let membership = membership(&config)?;
     let in_cluster = membership.voters.len() > 1;
+    let tail_cut_marker = wal_dir.join(crate::wal::TAIL_CUT_MARKER);
+    if config.rejoin && in_cluster {
+        // Written before the WAL is created: a crash in between must not leave a node that
+        // looks new.
+        env.disk.create_dir_all(&wal_dir)?;
+        env.disk
+            .create_durable(&tail_cut_marker, b"--rejoin\n")
+            .map_err(|e| format!("{}: {e}", tail_cut_marker.display()))?;
+    }
     let (wal, records, report) = match Wal::open(env.disk.clone(), &wal_dir, options) {
         Err(crate::wal::WalError::Corruption(corruption)) if in_cluster => {
             // In a cluster the peers hold what the corruption destroyed: cut the log there and
@@ -309,24 +318,23 @@ pub async fn run_with(
     };
     // A damaged tail was cut (now or in an earlier life that did not catch up): in a cluster
     // this node waits to catch up with a leader before it votes again.
-    let tail_cut_marker = wal_dir.join(crate::wal::TAIL_CUT_MARKER);
-    let tail_cut = env.disk.read(&tail_cut_marker).is_ok();
-    // `--rejoin`: the operator says this node's disk was lost or replaced. Nothing on disk
-    // tells that apart from a new node, yet it may have voted and acknowledged entries in
-    // its past life: it recovers as a node with a cut log does. The marker keeps that across
-    // restarts until it is over.
-    let recovering = in_cluster && (tail_cut || config.rejoin);
+    let tail_cut = match env.disk.read(&tail_cut_marker) {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        // Unreadable is not absent: this node must not vote on a guess.
+        Err(e) => return Err(format!("{}: {e}", tail_cut_marker.display()).into()),
+    };
+    // The marker: recovery cut the log (now or in an earlier life that did not finish
+    // catching up), or `--rejoin` said this node's disk was lost or replaced (nothing on disk
+    // tells that apart from a new node, yet in its past life it may have voted and
+    // acknowledged entries). Either way it recovers before it votes.
+    let recovering = in_cluster && tail_cut;
     if tail_cut && !in_cluster {
         // A single node has no one to catch up from.
         env.disk.remove(&tail_cut_marker)?;
     }
     if config.rejoin && !in_cluster {
         tracing::warn!("--rejoin means nothing without --cluster: ignored");
-    }
-    if recovering && !tail_cut {
-        env.disk
-            .create_durable(&tail_cut_marker, b"--rejoin\n")
-            .map_err(|e| format!("{}: {e}", tail_cut_marker.display()))?;
     }
     if recovering {
         tracing::warn!(

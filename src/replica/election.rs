@@ -11,18 +11,24 @@ impl Replica {
     }
 
     pub(super) fn on_election_tick(&mut self) {
-        if self.role == Role::Leader || self.now_ms < self.election_deadline_ms {
+        if let Some(recovery) = self.recovering.as_mut() {
+            // Not caught up: it must not campaign. It asks what the others hold, every election
+            // timeout whether or not a leader is heard (a leader's word alone does not end a
+            // recovery), and again and again, since what they hold changes (a replica that
+            // answered may lose data later, and then says it is recovering).
+            if self.now_ms >= recovery.next_probe_ms {
+                recovery.next_probe_ms = self.now_ms + self.config.election_timeout_ms;
+                let term = self.hard.term;
+                for peer in self.peers() {
+                    self.send(peer, Message::Probe { term });
+                }
+            }
+            if self.now_ms >= self.election_deadline_ms {
+                self.reset_election_deadline();
+            }
             return;
         }
-        if self.recovering.is_some() {
-            // Not caught up: it must not campaign; it asks what the others hold instead, again
-            // and again, since what they hold changes (a replica that answered may lose data
-            // later, and then says it is recovering).
-            self.reset_election_deadline();
-            let term = self.hard.term;
-            for peer in self.peers() {
-                self.send(peer, Message::Probe { term });
-            }
+        if self.role == Role::Leader || self.now_ms < self.election_deadline_ms {
             return;
         }
         if self.is_single_voter() {
@@ -90,14 +96,16 @@ impl Replica {
         let Some(recovery) = &self.recovering else {
             return;
         };
+        // Both ways out need the probes' answer: it is what moved this replica past any term
+        // it may have voted in (a stale leader's word alone could end it in an old term).
+        let Some(best) = recovery.best else {
+            return;
+        };
+        let fenced = self.durable_hard == self.hard;
         let caught_up = recovery.target.is_some_and(|t| self.persisted_index >= t);
         let durable_log = (self.log.last_term(), self.persisted_index);
-        let as_good = recovery.best.is_some_and(|best| {
-            self.durable_hard == self.hard
-                && self.persisted_index == self.log.last_index()
-                && durable_log >= best
-        });
-        if caught_up || as_good {
+        let as_good = self.persisted_index == self.log.last_index() && durable_log >= best;
+        if fenced && (caught_up || as_good) {
             self.recovering = None;
         }
     }
@@ -143,6 +151,10 @@ impl Replica {
         let term = highest.max(self.hard.term);
         if term > self.hard.term {
             self.become_follower(term, None);
+            // A leader matched in an older term does not count.
+            if let Some(recovery) = self.recovering.as_mut() {
+                recovery.target = None;
+            }
         }
         if self.hard.vote.is_none() {
             self.hard.vote = Some(VOTE_FOR_NO_ONE);

@@ -214,9 +214,9 @@ impl Default for ReplicaConfig {
 /// log is at least as up to date as the best one they reported: such a candidate holds every
 /// entry that log holds committed, as in Raft's own argument for leader completeness. After a
 /// power loss that tore every node's last write, that is any candidate up to date by Raft's
-/// rule. It votes as any replica once its durable log is itself that up to date, or once it
-/// matches a leader's through that leader's commit index at an entry of the leader's own term
-/// (so past everything committed in earlier terms).
+/// rule. It votes as any replica once that fence is durable and its durable log is itself that
+/// up to date, or matches a leader's through that leader's commit index at an entry of the
+/// leader's own term (so past everything committed in earlier terms).
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Recovery {
     /// Probe replies: replier -> (its term, its last entry's term and index, whether it is
@@ -227,6 +227,8 @@ struct Recovery {
     /// The best log the latest probe quorum reported, as (last term, last index), once one
     /// answered and this replica moved past their terms.
     best: Option<(u64, u64)>,
+    /// When to probe next.
+    next_probe_ms: u64,
 }
 
 /// A vote for no one: a term in which this replica must not vote again.

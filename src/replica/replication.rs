@@ -207,6 +207,7 @@ impl Replica {
         }
         if let Some(recovery) = self.recovering.as_mut()
             && recovery.target.is_none()
+            && recovery.best.is_some()
             && match_index >= leader_commit
             && self.log.term_at(leader_commit) == Some(self.hard.term)
         {

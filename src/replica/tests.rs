@@ -279,6 +279,17 @@ fn restore_replays_the_log_to_the_same_keyspace() {
     assert_eq!(restored.term(), 2, "it campaigns again at once");
 }
 
+/// The sequence number of the last persist batch among `outputs`.
+fn last_persist_seq(outputs: Vec<Output>) -> Option<u64> {
+    outputs
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Persist(batch) => Some(batch.seq),
+            _ => None,
+        })
+        .last()
+}
+
 /// A no-op WAL entry.
 fn entry(index: u64, term: u64) -> WalRecord {
     WalRecord::Entry(LogEntry {
@@ -356,7 +367,7 @@ fn a_single_voter_whose_vote_is_slow_to_persist_campaigns_again_and_then_leads()
 }
 
 #[test]
-fn a_replica_whose_wal_tail_was_cut_votes_only_after_catching_up_with_a_leader() {
+fn a_replica_whose_wal_tail_was_cut_votes_only_after_its_probes_and_catching_up() {
     // The cut tail may have held entries this replica acknowledged: until it holds again
     // everything a leader has committed, its vote could elect a leader without them.
     let config = ReplicaConfig {
@@ -398,8 +409,7 @@ fn a_replica_whose_wal_tail_was_cut_votes_only_after_catching_up_with_a_leader()
         (2, None),
         "it follows the term, and refuses to vote for an up-to-date candidate"
     );
-    // Leader 3 of term 3 has committed its own entry 3: once entry 3 is durable here, this
-    // replica holds everything committed, and votes again.
+    // Leader 3 of term 3 has committed its own entry 3.
     let entry3 = Arc::new(LogEntry {
         index: 3,
         term: 3,
@@ -419,21 +429,38 @@ fn a_replica_whose_wal_tail_was_cut_votes_only_after_catching_up_with_a_leader()
         },
     });
     assert!(r.recovering(), "entry 3 is not durable yet");
-    let seq = outputs(&mut r)
-        .into_iter()
-        .filter_map(|o| match o {
-            Output::Persist(batch) => Some(batch.seq),
-            _ => None,
-        })
-        .last()
-        .expect("entry 3 is persisted");
+    let seq = last_persist_seq(outputs(&mut r)).expect("entry 3 is persisted");
     r.step(Input::Persisted { seq });
-    assert!(!r.recovering(), "caught up");
+    assert!(
+        r.recovering(),
+        "a leader's word alone does not end it: the leader could be stale, from a term older \
+         than one this replica voted in before its tail was cut"
+    );
+    // The probes answer: replica 3 is at term 3 with entry 3, replica 2 at term 2.
+    for (from, term, last_index, last_term) in [(2, 2, 2, 1), (3, 3, 3, 3)] {
+        r.step(Input::Message {
+            from,
+            message: Message::ProbeReply {
+                term,
+                last_index,
+                last_term,
+                recovering: false,
+            },
+        });
+    }
+    assert_eq!(
+        r.hard_state().vote,
+        Some(VOTE_FOR_NO_ONE),
+        "fenced in term 3"
+    );
+    let seq = last_persist_seq(outputs(&mut r)).expect("the fence is persisted");
+    r.step(Input::Persisted { seq });
+    assert!(!r.recovering(), "it holds the best log the probes reported");
     r.step(Input::Message {
         from: 2,
         message: vote(4),
     });
-    assert_eq!(r.hard_state().vote, None, "candidate 2 lacks entry 3");
+    assert_ne!(r.hard_state().vote, Some(2), "candidate 2 lacks entry 3");
     r.step(Input::Message {
         from: 2,
         message: Message::Vote {
@@ -543,14 +570,7 @@ fn a_replica_whose_wal_tail_was_cut_votes_again_once_probes_show_the_cut_was_nev
         "the highest reported term, with no vote left in it"
     );
     assert!(r.recovering(), "until that hard state is durable");
-    let seq = outputs(&mut r)
-        .into_iter()
-        .filter_map(|o| match o {
-            Output::Persist(batch) => Some(batch.seq),
-            _ => None,
-        })
-        .last()
-        .expect("the fence is persisted");
+    let seq = last_persist_seq(outputs(&mut r)).expect("the fence is persisted");
     r.step(Input::Persisted { seq });
     assert!(!r.recovering());
 }

@@ -459,7 +459,12 @@ pub fn cut_for_repair(disk: &dyn Disk, dir: &Path) -> Result<Option<(PathBuf, u6
     let Err(corruption) = scanned.scans else {
         return Ok(None);
     };
-    if matches!(corruption.kind, recovery::CorruptionKind::Header(_)) {
+    // Only damage inside the records: a damaged header or a missing segment has no record
+    // to cut at.
+    use recovery::CorruptionKind::*;
+    if matches!(corruption.kind, Header(_) | MissingSegment { .. })
+        || corruption.offset < record::HEADER_BYTES
+    {
         return Ok(None);
     }
     let marker = dir.join(TAIL_CUT_MARKER);
@@ -470,10 +475,8 @@ pub fn cut_for_repair(disk: &dyn Disk, dir: &Path) -> Result<Option<(PathBuf, u6
     for name in &scanned.names {
         let path = dir.join(name);
         if later {
-            let mut aside = path.as_os_str().to_owned();
-            aside.push(".bak");
-            disk.copy(&path, Path::new(&aside))
-                .map_err(io_error(&path))?;
+            let aside = unused_backup_path(disk, &path);
+            disk.copy(&path, &aside).map_err(io_error(&path))?;
             disk.remove(&path).map_err(io_error(&path))?;
         }
         later |= path == damaged;
@@ -482,16 +485,21 @@ pub fn cut_for_repair(disk: &dyn Disk, dir: &Path) -> Result<Option<(PathBuf, u6
     Ok(Some((damaged, corruption.offset as u64)))
 }
 
-fn backup_and_cut(disk: &dyn Disk, path: &Path, len: u64) -> Result<PathBuf, WalError> {
+/// `path.bak`, or `path.bak1`, `path.bak2`, ...: never an earlier backup.
+fn unused_backup_path(disk: &dyn Disk, path: &Path) -> PathBuf {
     let mut backup = path.as_os_str().to_owned();
     backup.push(".bak");
     let mut backup = PathBuf::from(backup);
-    // Never overwrite an earlier backup.
     let mut n = 1;
     while disk.read(&backup).is_ok() {
         backup.set_extension(format!("bak{n}"));
         n += 1;
     }
+    backup
+}
+
+fn backup_and_cut(disk: &dyn Disk, path: &Path, len: u64) -> Result<PathBuf, WalError> {
+    let backup = unused_backup_path(disk, path);
     disk.copy(path, &backup).map_err(io_error(path))?;
     if let Some(dir) = path.parent() {
         let marker = dir.join(TAIL_CUT_MARKER);
