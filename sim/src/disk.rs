@@ -73,7 +73,6 @@ pub struct DiskState {
     failed_life: Option<u64>,
     /// Writes or fsyncs a life attempted after its fsync failed (must stay 0).
     pub writes_after_failed_sync: u64,
-    pub fsyncs: u64,
     /// Wiped at the last crash: the node's next start is the operator's `--rejoin`.
     pub wiped: bool,
     /// Fsyncs that failed (an armed failure is counted only when it happens).
@@ -229,7 +228,6 @@ impl DiskFile for SimFile {
             }
             return Err(io::Error::other("simulated fsync failure (EIO)"));
         }
-        state.fsyncs += 1;
         if let Some(file) = state.files.get_mut(&self.path) {
             file.sync();
         }

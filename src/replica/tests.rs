@@ -279,6 +279,16 @@ fn restore_replays_the_log_to_the_same_keyspace() {
     assert_eq!(restored.term(), 2, "it campaigns again at once");
 }
 
+/// Replica 1 among `voters`, restoring from a WAL whose tail was cut.
+fn recovering_config(voters: Vec<NodeId>) -> ReplicaConfig {
+    ReplicaConfig {
+        id: 1,
+        voters,
+        recovering: true,
+        ..ReplicaConfig::default()
+    }
+}
+
 /// The sequence number of the last persist batch among `outputs`.
 fn last_persist_seq(outputs: Vec<Output>) -> Option<u64> {
     outputs
@@ -370,12 +380,7 @@ fn a_single_voter_whose_vote_is_slow_to_persist_campaigns_again_and_then_leads()
 fn a_replica_whose_wal_tail_was_cut_votes_only_after_its_probes_and_catching_up() {
     // The cut tail may have held entries this replica acknowledged: until it holds again
     // everything a leader has committed, its vote could elect a leader without them.
-    let config = ReplicaConfig {
-        id: 1,
-        voters: vec![1, 2, 3],
-        recovering: true,
-        ..ReplicaConfig::default()
-    };
+    let config = recovering_config(vec![1, 2, 3]);
     let records = vec![entry(1, 1), entry(2, 1)];
     let mut r = Replica::restore(config, 0, records);
     assert!(r.recovering());
@@ -481,12 +486,7 @@ fn a_replica_whose_wal_tail_was_cut_votes_only_after_its_probes_and_catching_up(
 fn a_replica_whose_wal_tail_was_cut_votes_again_once_probes_show_the_cut_was_never_committed() {
     // A power loss tore every node's last write: no leader is left to catch up from. Probes
     // show that no other replica holds an entry past the cut, so nothing cut was committed.
-    let config = ReplicaConfig {
-        id: 1,
-        voters: vec![1, 2, 3],
-        recovering: true,
-        ..ReplicaConfig::default()
-    };
+    let config = recovering_config(vec![1, 2, 3]);
     let mut r = Replica::restore(config, 0, vec![entry(1, 1), entry(2, 1)]);
     let outputs = |r: &mut Replica| std::iter::from_fn(|| r.poll_output()).collect::<Vec<_>>();
     outputs(&mut r);
@@ -542,12 +542,7 @@ fn a_replica_whose_wal_tail_was_cut_votes_again_once_probes_show_the_cut_was_nev
         message: vote(6, 3),
     });
     assert_eq!(r.hard_state().vote, Some(2), "candidate 2 holds it");
-    let config = ReplicaConfig {
-        id: 1,
-        voters: vec![1, 2, 3],
-        recovering: true,
-        ..ReplicaConfig::default()
-    };
+    let config = recovering_config(vec![1, 2, 3]);
     let mut r = Replica::restore(config, 0, vec![entry(1, 1), entry(2, 1)]);
     outputs(&mut r);
     for from in [2, 3] {
@@ -579,12 +574,7 @@ fn a_replica_whose_wal_tail_was_cut_votes_again_once_probes_show_the_cut_was_nev
 fn replies_of_replicas_recovering_too_count_only_when_every_replica_answered() {
     // Two of five disks lost data: a committed entry may be left on a single sound replica,
     // so the probe must reach it, unless every other replica answered.
-    let config = ReplicaConfig {
-        id: 1,
-        voters: vec![1, 2, 3, 4, 5],
-        recovering: true,
-        ..ReplicaConfig::default()
-    };
+    let config = recovering_config(vec![1, 2, 3, 4, 5]);
     let mut r = Replica::restore(config, 0, vec![entry(1, 1)]);
     let reply = |recovering| Message::ProbeReply {
         term: 1,
