@@ -13,6 +13,7 @@
 use super::Event;
 use crate::codec::{self, Handshake, PEER_FRAME_BYTES_MAX};
 use crate::replica::{Message, NodeId};
+use bytes::{Buf, BytesMut};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::BTreeMap;
@@ -20,13 +21,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 /// Messages queued for one peer before new ones are dropped.
 const SEND_QUEUE_MESSAGES: usize = 4096;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bytes asked of the socket per read once connected: a burst of frames arrives in one read.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Queued messages are coalesced into one write up to about this many bytes: a burst costs one
+/// system call instead of one per message.
+const WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
 /// A connection that delivers nothing for this long is closed (heartbeats come every 100 ms).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -148,9 +154,71 @@ async fn write_frame(
 ) -> std::io::Result<()> {
     let mut frame = Vec::with_capacity(payload.len() + 8);
     codec::encode_peer_frame(payload, &mut frame);
+    write_frames(stream, &frame).await
+}
+
+/// Frames read from a connected peer in chunks: one read brings every frame that has arrived.
+/// Memory follows the bytes received, never a frame's declared length.
+struct FrameReader<R> {
+    stream: R,
+    buf: BytesMut,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// The next frame's payload; any failure is a reason to close the connection. `idle` bounds
+    /// the wait for each read, not for the whole frame.
+    async fn next(&mut self, idle: Duration) -> Result<BytesMut, String> {
+        loop {
+            if let Some(payload) = take_frame(&mut self.buf)? {
+                return Ok(payload);
+            }
+            self.buf.reserve(READ_CHUNK_BYTES);
+            let read = tokio::time::timeout(idle, self.stream.read_buf(&mut self.buf))
+                .await
+                .map_err(|_| format!("nothing received for {} ms", idle.as_millis()))?
+                .map_err(|e| format!("read failed: {e}"))?;
+            if read == 0 {
+                return Err(match self.buf.len() {
+                    0 => "connection closed by the peer".to_string(),
+                    partial => format!("connection closed {partial} bytes into a frame"),
+                });
+            }
+        }
+    }
+}
+
+/// Splits the first whole frame off `buf` and returns its payload, checksum verified; `None`
+/// until all of it has arrived. A declared length over the limit is refused at once.
+fn take_frame(buf: &mut BytesMut) -> Result<Option<BytesMut>, String> {
+    if buf.len() < 8 {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes(buf[..4].try_into().unwrap()) as usize;
+    let crc = u32::from_le_bytes(buf[4..8].try_into().unwrap());
+    if len > PEER_FRAME_BYTES_MAX {
+        return Err(format!(
+            "frame of {len} bytes is over the limit of {PEER_FRAME_BYTES_MAX}"
+        ));
+    }
+    if buf.len() < 8 + len {
+        return Ok(None);
+    }
+    buf.advance(8);
+    let payload = buf.split_to(len);
+    if crc32fast::hash(&payload) != crc {
+        return Err("frame checksum mismatch".to_string());
+    }
+    Ok(Some(payload))
+}
+
+/// Writes frames already encoded (several, coalesced) with one flush.
+async fn write_frames(
+    stream: &mut (impl AsyncWriteExt + Unpin),
+    frames: &[u8],
+) -> std::io::Result<()> {
     // Flushed: madsim's streams send only on flush (tokio's TcpStream has no buffer).
     let write = async {
-        stream.write_all(&frame).await?;
+        stream.write_all(frames).await?;
         stream.flush().await
     };
     tokio::time::timeout(WRITE_TIMEOUT, write)
@@ -158,7 +226,8 @@ async fn write_frame(
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out"))?
 }
 
-/// Reads one frame; any failure is a reason to close the connection.
+/// Reads one frame without reading past it (the handshake: what follows is read by a
+/// [`FrameReader`]); any failure is a reason to close the connection.
 async fn read_frame(
     stream: &mut (impl AsyncReadExt + Unpin),
     timeout: Duration,
@@ -397,11 +466,15 @@ async fn link(
         };
         backoff = RECONNECT_MIN;
         // A generic split (madsim's TcpStream has no into_split).
-        let (mut read_half, mut write_half) = tokio::io::split(stream);
+        let (read_half, mut write_half) = tokio::io::split(stream);
         let reader_events = events.clone();
         let mut reader = tokio::spawn(async move {
+            let mut frames = FrameReader {
+                stream: read_half,
+                buf: BytesMut::new(),
+            };
             loop {
-                let payload = match read_frame(&mut read_half, IDLE_TIMEOUT).await {
+                let payload = match frames.next(IDLE_TIMEOUT).await {
                     Ok(payload) => payload,
                     Err(reason) => return reason,
                 };
@@ -421,12 +494,20 @@ async fn link(
                 }
             }
         });
+        let mut out = Vec::new();
         let reason = loop {
             tokio::select! {
                 ended = &mut reader => break ended.unwrap_or_else(|e| e.to_string()),
                 message = queue.recv() => {
                     let Some(message) = message else { return };
-                    if let Err(e) = write_frame(&mut write_half, &codec::encode_message(&message)).await {
+                    out.clear();
+                    codec::encode_peer_frame(&codec::encode_message(&message), &mut out);
+                    // Whatever else is queued goes in the same write.
+                    while out.len() < WRITE_BATCH_BYTES_MAX {
+                        let Ok(message) = queue.try_recv() else { break };
+                        codec::encode_peer_frame(&codec::encode_message(&message), &mut out);
+                    }
+                    if let Err(e) = write_frames(&mut write_half, &out).await {
                         break format!("write failed: {e}");
                     }
                 }
@@ -439,5 +520,52 @@ async fn link(
         };
         reader.abort();
         tracing::info!(peer, %reason, "peer connection closed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        codec::encode_peer_frame(payload, &mut out);
+        out
+    }
+
+    #[test]
+    fn frames_come_out_whole_and_in_order_however_the_bytes_arrive() {
+        let mut stream = frame(b"first");
+        stream.extend(frame(b""));
+        stream.extend(frame(&[7u8; 300]));
+        for split in 0..stream.len() {
+            let mut buf = BytesMut::new();
+            let mut payloads = Vec::new();
+            for part in [&stream[..split], &stream[split..]] {
+                buf.extend_from_slice(part);
+                while let Some(payload) = take_frame(&mut buf).unwrap() {
+                    payloads.push(payload.to_vec());
+                }
+            }
+            assert_eq!(payloads, [b"first".to_vec(), vec![], vec![7u8; 300]]);
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn an_oversized_length_is_refused_before_its_bytes_arrive() {
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&(PEER_FRAME_BYTES_MAX as u32 + 1).to_le_bytes());
+        buf.extend_from_slice(&0u32.to_le_bytes());
+        let error = take_frame(&mut buf).unwrap_err();
+        assert!(error.contains("over the limit"), "{error}");
+    }
+
+    #[test]
+    fn a_damaged_frame_fails_its_checksum() {
+        let mut bytes = frame(b"payload");
+        *bytes.last_mut().unwrap() ^= 1;
+        let mut buf = BytesMut::from(&bytes[..]);
+        assert_eq!(take_frame(&mut buf).unwrap_err(), "frame checksum mismatch");
     }
 }
