@@ -311,6 +311,10 @@ pub struct Replica {
     /// The origins the state machine applied, per (node, incarnation).
     applied_origins: BTreeMap<(NodeId, u64), IntervalSet>,
     expiry_in_flight: Option<u64>,
+    /// The `now_ms` of the last scan of every pending write for ones to send again. The
+    /// adapter ticks at every batch of events, many times a millisecond under load, and the
+    /// scan's outcome can only change when time has passed.
+    writes_scanned_at_ms: u64,
     to_forward: Vec<Proposal>,
     outputs: VecDeque<Output>,
     pub stats: ReplicaStats,
@@ -373,6 +377,7 @@ impl Replica {
             reads,
             applied_origins: BTreeMap::new(),
             expiry_in_flight: None,
+            writes_scanned_at_ms: 0,
             to_forward: Vec::new(),
             outputs: VecDeque::new(),
             stats: ReplicaStats::default(),
@@ -667,9 +672,12 @@ impl Replica {
                 self.propose_noop();
             }
         }
-        self.clients
-            .retry_forwarding(self.now_ms, self.config.election_timeout_ms);
-        self.reroute_writes(false);
+        if self.now_ms > self.writes_scanned_at_ms {
+            self.writes_scanned_at_ms = self.now_ms;
+            self.clients
+                .retry_forwarding(self.now_ms, self.config.election_timeout_ms);
+            self.reroute_writes(false);
+        }
         self.expire_requests();
     }
 

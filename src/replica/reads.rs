@@ -140,8 +140,19 @@ impl Replica {
         }
         for _ in confirmed {
             let round = self.reads.rounds.pop_front().unwrap();
-            for no in round.local {
-                self.reads.ready.insert((round.index, no));
+            if round.index <= self.applied_index {
+                // The usual case on a leader, which applies as it commits: serve at once
+                // (after any reads of earlier rounds still waiting), without queueing.
+                self.serve_ready_reads();
+                for no in round.local {
+                    if let Some(read) = self.reads.pending.remove(&no) {
+                        self.serve_read(read.request);
+                    }
+                }
+            } else {
+                for no in round.local {
+                    self.reads.ready.insert((round.index, no));
+                }
             }
             for (from, ctx) in round.remote {
                 self.answer_read_index(from, ctx, Some(round.index));
@@ -224,6 +235,7 @@ impl Replica {
             .take_while(|(_, r)| r.deadline_ms <= now_ms)
             .map(|(no, _)| *no)
             .collect();
+        let expired_any = !expired.is_empty();
         for no in expired {
             let read = self.reads.pending.remove(&no).unwrap();
             let error = if self.leader.is_some() {
@@ -243,13 +255,18 @@ impl Replica {
             })
             .map(|(ctx, _)| *ctx)
             .collect();
+        let requeued = !stale.is_empty();
         for ctx in stale {
             let ask = self.reads.asks.remove(&ctx).unwrap();
             self.reads.unsent.extend(ask.reads);
         }
-        self.reads
-            .unsent
-            .retain(|no| self.reads.pending.contains_key(no));
+        // Drop the numbers of reads answered meanwhile (skipped anyway, but not carried):
+        // only when some were, since this runs at every tick.
+        if expired_any || requeued {
+            self.reads
+                .unsent
+                .retain(|no| self.reads.pending.contains_key(no));
+        }
     }
 
     fn serve_read(&mut self, request: Request) {
