@@ -157,6 +157,23 @@ pub fn decode_message(bytes: &[u8]) -> Result<crate::replica::Message, postcard:
     postcard::from_bytes(bytes)
 }
 
+/// Appends `message` to `out` as one peer frame, encoding it in place (a large append is
+/// neither built in a buffer of its own nor copied).
+pub fn encode_message_frame(message: &crate::replica::Message, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 8]);
+    let mut buffer =
+        postcard::to_extend(message, std::mem::take(out)).expect("encoding to a Vec cannot fail");
+    let payload = &buffer[start + 8..];
+    let header = [
+        (payload.len() as u32).to_le_bytes(),
+        crc32fast::hash(payload).to_le_bytes(),
+    ];
+    buffer[start..start + 4].copy_from_slice(&header[0]);
+    buffer[start + 4..start + 8].copy_from_slice(&header[1]);
+    *out = buffer;
+}
+
 /// Frames a peer payload: `len u32 LE | crc32 u32 LE | payload`.
 pub fn encode_peer_frame(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -195,5 +212,22 @@ mod peer_tests {
             read_round: 4,
         };
         assert_eq!(decode_message(&encode_message(&message)).unwrap(), message);
+    }
+
+    #[test]
+    fn a_message_framed_in_place_is_the_frame_of_its_encoding() {
+        let first = Message::AppendReply {
+            term: 3,
+            outcome: AppendOutcome::Accepted { match_index: 12 },
+            read_round: 4,
+        };
+        let second = Message::ReadIndex { term: 3, ctx: 99 };
+        let mut expected = Vec::new();
+        encode_peer_frame(&encode_message(&first), &mut expected);
+        encode_peer_frame(&encode_message(&second), &mut expected);
+        let mut out = Vec::new();
+        encode_message_frame(&first, &mut out);
+        encode_message_frame(&second, &mut out);
+        assert_eq!(out, expected);
     }
 }

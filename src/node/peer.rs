@@ -501,11 +501,11 @@ async fn link(
                 message = queue.recv() => {
                     let Some(message) = message else { return };
                     out.clear();
-                    codec::encode_peer_frame(&codec::encode_message(&message), &mut out);
+                    codec::encode_message_frame(&message, &mut out);
                     // Whatever else is queued goes in the same write.
                     while out.len() < WRITE_BATCH_BYTES_MAX {
                         let Ok(message) = queue.try_recv() else { break };
-                        codec::encode_peer_frame(&codec::encode_message(&message), &mut out);
+                        codec::encode_message_frame(&message, &mut out);
                     }
                     if let Err(e) = write_frames(&mut write_half, &out).await {
                         break format!("write failed: {e}");
