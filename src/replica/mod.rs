@@ -667,6 +667,7 @@ impl Replica {
         self.on_election_tick();
         if self.role == Role::Leader {
             self.on_leader_tick();
+            self.rebroadcast_late_read_rounds();
             self.propose_expiry();
             if self.is_single_voter() && self.noop_pending_proposal() {
                 self.propose_noop();

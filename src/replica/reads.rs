@@ -1,12 +1,14 @@
 //! Linearizable reads by read-index.
 //!
 //! On the leader: once an entry of its term is committed, a round records the commit index and
-//! sends a heartbeat carrying the round's number; when a majority (the leader included) has
-//! answered that heartbeat in this term, nobody else can have been leader meanwhile with a
-//! newer commit, and every read of the round may be served once the index is applied. One
-//! round is in flight at a time; reads arriving meanwhile wait for the next, so one heartbeat
-//! serves many reads. A follower asks the leader for an index (`ReadIndex`), then serves the
-//! reads itself once it applied it.
+//! sends a heartbeat carrying the round's number. It goes first only to as many followers as
+//! make a majority with the leader (those that answered the newest rounds), and to all of them
+//! if the round is still unconfirmed a few milliseconds later. When a majority (the leader
+//! included) has answered that heartbeat in this term, nobody else can have been leader
+//! meanwhile with a newer commit, and every read of the round may be served once the index is
+//! applied. One round is in flight at a time; reads arriving meanwhile wait for the next, so
+//! one heartbeat serves many reads. A follower asks the leader for an index (`ReadIndex`),
+//! then serves the reads itself once it applied it.
 
 use super::{ClientId, Message, NodeId, Op, Replica, Request, Response, Role, db_index};
 use crate::command::{Command, CommandId};
@@ -15,6 +17,10 @@ use crate::log::WatchedKey;
 use crate::resp::Frame;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+/// How long a read round waits for the followers it went to before it goes to all of them:
+/// well above a round trip under load, well below a heartbeat interval.
+const READ_ROUND_BROADCAST_AFTER_MS: u64 = 5;
+
 struct PendingRead {
     request: Request,
     deadline_ms: u64,
@@ -22,6 +28,10 @@ struct PendingRead {
 
 struct Round {
     id: u64,
+    /// When it started, and whether its heartbeat went to every follower (at first it goes to
+    /// just enough of them).
+    started_ms: u64,
+    broadcast: bool,
     index: u64,
     local: Vec<u64>,
     remote: Vec<(NodeId, u64)>,
@@ -51,6 +61,14 @@ pub(super) struct Reads {
     pub next_ctx: u64,
     /// (index, read): served once the index is applied.
     ready: BTreeSet<(u64, u64)>,
+}
+
+impl Reads {
+    pub(super) fn mark_rounds_broadcast(&mut self) {
+        for round in &mut self.rounds {
+            round.broadcast = true;
+        }
+    }
 }
 
 impl Replica {
@@ -90,12 +108,14 @@ impl Replica {
                     self.reads.round_started += 1;
                     let round = Round {
                         id: self.reads.round_started,
+                        started_ms: self.now_ms,
+                        broadcast: false,
                         index: self.commit_index,
                         local: std::mem::take(&mut self.reads.unsent),
                         remote: std::mem::take(&mut self.reads.remote_unsent),
                     };
                     self.reads.rounds.push_back(round);
-                    self.replicate_to_all(true);
+                    self.send_read_round();
                     self.check_read_rounds();
                 }
             }
@@ -117,6 +137,20 @@ impl Replica {
                 self.send(leader, Message::ReadIndex { term, ctx });
             }
             Role::PreCandidate | Role::Candidate => {}
+        }
+    }
+
+    /// A read round still unconfirmed [`READ_ROUND_BROADCAST_AFTER_MS`] after it started (a
+    /// follower it went to is slow, down, or lost the message): its heartbeat goes to every
+    /// follower.
+    pub(super) fn rebroadcast_late_read_rounds(&mut self) {
+        let now_ms = self.now_ms;
+        let late = self.reads.rounds.iter().any(|round| {
+            !round.broadcast && now_ms >= round.started_ms + READ_ROUND_BROADCAST_AFTER_MS
+        });
+        if late {
+            // The newest round number goes out, covering every round started before it.
+            self.replicate_to_all(true);
         }
     }
 

@@ -65,12 +65,35 @@ impl Replica {
     /// Sends every follower what it lacks; with `heartbeat`, every follower gets a message
     /// even if it lacks nothing (and one whose appends may be lost is probed again).
     pub(super) fn replicate_to_all(&mut self, heartbeat: bool) {
+        if heartbeat {
+            // Every message carries the newest read round: it went to every follower.
+            self.reads.mark_rounds_broadcast();
+        }
         for peer in self.peers() {
             self.send_appends(peer, heartbeat);
         }
     }
 
-    fn send_appends(&mut self, peer: NodeId, heartbeat: bool) {
+    /// Sends a new read round's heartbeat to just enough followers to make a majority with
+    /// this leader: those that answered the newest rounds (the most responsive). A read round
+    /// needs nothing from the others, and each message costs a wake-up on both ends. Should
+    /// one of them not answer, the round goes to every follower a few milliseconds later
+    /// ([`Replica::rebroadcast_late_read_rounds`]).
+    pub(super) fn send_read_round(&mut self) {
+        let needed = self.majority() - 1;
+        let leader = self.leader_state.as_ref().unwrap();
+        let mut peers: Vec<(u64, NodeId)> = leader
+            .peers
+            .iter()
+            .map(|(id, progress)| (progress.acked_round, *id))
+            .collect();
+        peers.sort_unstable_by_key(|(acked_round, id)| (std::cmp::Reverse(*acked_round), *id));
+        for (_, peer) in peers.into_iter().take(needed) {
+            self.send_appends(peer, true);
+        }
+    }
+
+    pub(super) fn send_appends(&mut self, peer: NodeId, heartbeat: bool) {
         let mut sent_any = false;
         loop {
             let last_index = self.log.last_index();
