@@ -33,6 +33,9 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Queued messages are coalesced into one write up to about this many bytes: a burst costs one
 /// system call instead of one per message.
 const WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
+/// A connection's read or write buffer grown past this (by a large message) is let go once
+/// empty, so an idle link costs little memory.
+const BUFFER_KEPT_BYTES_MAX: usize = 1024 * 1024;
 /// A connection that delivers nothing for this long is closed (heartbeats come every 100 ms).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -171,6 +174,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         loop {
             if let Some(payload) = take_frame(&mut self.buf)? {
                 return Ok(payload);
+            }
+            if self.buf.is_empty() && self.buf.capacity() > BUFFER_KEPT_BYTES_MAX {
+                // A large frame passed: do not keep its memory for small ones.
+                self.buf = BytesMut::new();
             }
             self.buf.reserve(READ_CHUNK_BYTES);
             let read = tokio::time::timeout(idle, self.stream.read_buf(&mut self.buf))
@@ -509,6 +516,10 @@ async fn link(
                     }
                     if let Err(e) = write_frames(&mut write_half, &out).await {
                         break format!("write failed: {e}");
+                    }
+                    if out.capacity() > BUFFER_KEPT_BYTES_MAX {
+                        // A large message passed: do not keep its memory for small ones.
+                        out = Vec::new();
                     }
                 }
                 replacement = inbound.recv(), if !dials => {

@@ -93,7 +93,7 @@ impl Replica {
         }
     }
 
-    pub(super) fn send_appends(&mut self, peer: NodeId, heartbeat: bool) {
+    fn send_appends(&mut self, peer: NodeId, heartbeat: bool) {
         let mut sent_any = false;
         loop {
             let last_index = self.log.last_index();
