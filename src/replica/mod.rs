@@ -311,9 +311,10 @@ pub struct Replica {
     /// The origins the state machine applied, per (node, incarnation).
     applied_origins: BTreeMap<(NodeId, u64), IntervalSet>,
     expiry_in_flight: Option<u64>,
-    /// The `now_ms` of the last scan of every pending write for ones to send again. The
-    /// adapter ticks at every batch of events, many times a millisecond under load, and the
-    /// scan's outcome can only change when time has passed.
+    /// The `now_ms` of the last scan of every pending write for ones to send again (retries
+    /// are due by time; writes left unsent by a leader change or a transfer are sent again
+    /// where those end). The adapter ticks at every batch of events, many times a millisecond
+    /// under load: once a millisecond is enough.
     writes_scanned_at_ms: u64,
     to_forward: Vec<Proposal>,
     outputs: VecDeque<Output>,

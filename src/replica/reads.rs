@@ -18,7 +18,8 @@ use crate::resp::Frame;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// How long a read round waits for the followers it went to before it goes to all of them:
-/// well above a round trip under load, well below a heartbeat interval.
+/// well above a round trip under load, well below a heartbeat interval. It is checked at
+/// ticks, so the wait is this or up to a tick longer.
 const READ_ROUND_BROADCAST_AFTER_MS: u64 = 5;
 
 struct PendingRead {

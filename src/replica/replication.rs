@@ -16,8 +16,11 @@ pub(super) struct Progress {
     pub next_index: u64,
     /// The last index of each append sent and not answered yet.
     pub in_flight: VecDeque<u64>,
-    /// The newest read round the follower answered in this term.
+    /// The newest read round the follower answered in this term, and when it first did (in
+    /// [`LeaderState::round_answers`]): of followers equally up to date, the one that got there
+    /// first answers faster.
     pub acked_round: u64,
+    pub acked_round_at: u64,
     /// Heard from since the last check-quorum.
     pub active: bool,
 }
@@ -28,6 +31,8 @@ pub(super) struct LeaderState {
     pub noop_index: u64,
     pub heartbeat_due_ms: u64,
     pub check_quorum_due_ms: u64,
+    /// Counts answers that moved a follower's `acked_round` forward.
+    pub round_answers: u64,
     /// Leader transfer in progress: to whom, until when.
     pub transfer: Option<(NodeId, u64)>,
     /// The newest commit index sent to every follower.
@@ -47,12 +52,14 @@ impl LeaderState {
                             next_index: last_index + 1,
                             in_flight: VecDeque::new(),
                             acked_round: 0,
+                            acked_round_at: 0,
                             active: false,
                         },
                     )
                 })
                 .collect(),
             noop_index: 0,
+            round_answers: 0,
             heartbeat_due_ms: now_ms,
             check_quorum_due_ms: now_ms + election_ms,
             transfer: None,
@@ -75,20 +82,21 @@ impl Replica {
     }
 
     /// Sends a new read round's heartbeat to just enough followers to make a majority with
-    /// this leader: those that answered the newest rounds (the most responsive). A read round
+    /// this leader: those that answered the newest rounds, and of those equally up to date, the
+    /// first to answer (the most responsive). A read round
     /// needs nothing from the others, and each message costs a wake-up on both ends. Should
     /// one of them not answer, the round goes to every follower a few milliseconds later
     /// ([`Replica::rebroadcast_late_read_rounds`]).
     pub(super) fn send_read_round(&mut self) {
         let needed = self.majority() - 1;
         let leader = self.leader_state.as_ref().unwrap();
-        let mut peers: Vec<(u64, NodeId)> = leader
+        let mut peers: Vec<(std::cmp::Reverse<u64>, u64, NodeId)> = leader
             .peers
             .iter()
-            .map(|(id, progress)| (progress.acked_round, *id))
+            .map(|(id, p)| (std::cmp::Reverse(p.acked_round), p.acked_round_at, *id))
             .collect();
-        peers.sort_unstable_by_key(|(acked_round, id)| (std::cmp::Reverse(*acked_round), *id));
-        for (_, peer) in peers.into_iter().take(needed) {
+        peers.sort_unstable();
+        for (_, _, peer) in peers.into_iter().take(needed) {
             self.send_appends(peer, true);
         }
     }
@@ -260,7 +268,13 @@ impl Replica {
         let leader = self.leader_state.as_mut().unwrap();
         let progress = leader.peers.get_mut(&from).unwrap();
         progress.active = true;
-        progress.acked_round = progress.acked_round.max(read_round);
+        // A stale-term refusal answers a message of an earlier term, perhaps sent by this
+        // replica's previous life, whose round numbers mean nothing now: it confirms no round.
+        if read_round > progress.acked_round && outcome != AppendOutcome::StaleTerm {
+            progress.acked_round = read_round;
+            leader.round_answers += 1;
+            progress.acked_round_at = leader.round_answers;
+        }
         match outcome {
             AppendOutcome::Accepted { match_index } => {
                 if match_index > progress.match_index {
@@ -275,10 +289,7 @@ impl Replica {
             AppendOutcome::Rejected {
                 prev_index,
                 hint_index,
-            } => {
-                if prev_index < progress.match_index {
-                    return; // Stale: it matched further since.
-                }
+            } if prev_index >= progress.match_index => {
                 if hint_index <= progress.match_index {
                     // The follower lacks entries it acknowledged as durable: its disk lost
                     // them (or this answer is older than its acknowledgements). Believe the
@@ -292,7 +303,8 @@ impl Replica {
                 progress.in_flight.clear();
                 self.send_appends(from, false);
             }
-            AppendOutcome::StaleTerm => {}
+            // Stale (it matched further since), or a refusal of an earlier term's message.
+            AppendOutcome::Rejected { .. } | AppendOutcome::StaleTerm => {}
         }
         self.check_read_rounds();
     }

@@ -603,3 +603,109 @@ fn replies_of_replicas_recovering_too_count_only_when_every_replica_answered() {
         "every other replica answered"
     );
 }
+
+/// Every output: persist batches are acknowledged as durable at once; the messages sent and the
+/// replies are returned.
+fn step_durably(r: &mut Replica, input: Input) -> (Vec<(NodeId, Message)>, Replies) {
+    let mut sent = Vec::new();
+    let mut replies = Vec::new();
+    let mut pending = vec![input];
+    while let Some(input) = pending.pop() {
+        r.step(input);
+        while let Some(out) = r.poll_output() {
+            match out {
+                Output::Persist(batch) => pending.push(Input::Persisted { seq: batch.seq }),
+                Output::Send { to, message } => sent.push((to, message)),
+                Output::Reply {
+                    client,
+                    id,
+                    response,
+                } => replies.push((client, id, response)),
+            }
+        }
+    }
+    (sent, replies)
+}
+
+/// Replica 1 of three, elected in term 1 with replica 2's votes, its no-op committed.
+fn leader_of_three() -> Replica {
+    let config = ReplicaConfig {
+        id: 1,
+        voters: vec![1, 2, 3],
+        ..ReplicaConfig::default()
+    };
+    let mut r = Replica::new(config, 0);
+    step_durably(&mut r, Input::Tick { now_ms: 5_000 });
+    let granted = |message| Input::Message { from: 2, message };
+    step_durably(
+        &mut r,
+        granted(Message::PreVoteReply {
+            term: 1,
+            granted: true,
+        }),
+    );
+    step_durably(
+        &mut r,
+        granted(Message::VoteReply {
+            term: 1,
+            granted: true,
+        }),
+    );
+    assert_eq!(r.role(), Role::Leader);
+    let accepted = Message::AppendReply {
+        term: 1,
+        outcome: AppendOutcome::Accepted { match_index: 1 },
+        read_round: 0,
+    };
+    step_durably(&mut r, granted(accepted));
+    assert_eq!(r.commit_index(), 1, "the no-op is committed");
+    r
+}
+
+#[test]
+fn a_stale_term_refusal_confirms_no_read_round() {
+    let mut r = leader_of_three();
+    let (sent, replies) = step_durably(&mut r, Input::Requests(vec![request(7, 1, &["GET", "k"])]));
+    assert!(replies.is_empty(), "a read waits for its round");
+    // The round goes to one follower: with the leader, a majority.
+    let rounds: Vec<u64> = sent
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Message::Append { read_round, .. } => Some(*read_round),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rounds, vec![1], "one heartbeat, carrying round 1: {sent:?}");
+    // Replica 3 refuses a delayed append of an earlier life of this leader, whose round
+    // numbers ran higher: that says nothing about this round.
+    let stale = Message::AppendReply {
+        term: 1,
+        outcome: AppendOutcome::StaleTerm,
+        read_round: 1_000,
+    };
+    let (_, replies) = step_durably(
+        &mut r,
+        Input::Message {
+            from: 3,
+            message: stale,
+        },
+    );
+    assert!(replies.is_empty(), "served on a stale refusal: {replies:?}");
+    let answer = Message::AppendReply {
+        term: 1,
+        outcome: AppendOutcome::Accepted { match_index: 1 },
+        read_round: 1,
+    };
+    let (_, replies) = step_durably(
+        &mut r,
+        Input::Message {
+            from: 2,
+            message: answer,
+        },
+    );
+    assert_eq!(
+        replies.len(),
+        1,
+        "served once a majority answered the round"
+    );
+}
