@@ -83,10 +83,9 @@ impl Replica {
 
     /// Sends a new read round's heartbeat to just enough followers to make a majority with
     /// this leader: those that answered the newest rounds, and of those equally up to date, the
-    /// first to answer (the most responsive). A read round
-    /// needs nothing from the others, and each message costs a wake-up on both ends. Should
-    /// one of them not answer, the round goes to every follower a few milliseconds later
-    /// ([`Replica::rebroadcast_late_read_rounds`]).
+    /// first to answer (the most responsive). A read round needs nothing from the others, and
+    /// each message costs a wake-up on both ends. Should one of them not answer, the round goes
+    /// to every follower a few milliseconds later ([`Replica::rebroadcast_late_read_rounds`]).
     pub(super) fn send_read_round(&mut self) {
         let needed = self.majority() - 1;
         let leader = self.leader_state.as_ref().unwrap();
