@@ -164,21 +164,23 @@ pub fn encode_message_frame(message: &crate::replica::Message, out: &mut Vec<u8>
     out.extend_from_slice(&[0; 8]);
     let mut buffer =
         postcard::to_extend(message, std::mem::take(out)).expect("encoding to a Vec cannot fail");
-    let payload = &buffer[start + 8..];
-    let header = [
-        (payload.len() as u32).to_le_bytes(),
-        crc32fast::hash(payload).to_le_bytes(),
-    ];
-    buffer[start..start + 4].copy_from_slice(&header[0]);
-    buffer[start + 4..start + 8].copy_from_slice(&header[1]);
+    let header = peer_frame_header(&buffer[start + 8..]);
+    buffer[start..start + 8].copy_from_slice(&header);
     *out = buffer;
 }
 
 /// Frames a peer payload: `len u32 LE | crc32 u32 LE | payload`.
 pub fn encode_peer_frame(payload: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(&peer_frame_header(payload));
     out.extend_from_slice(payload);
+}
+
+/// A peer frame's header: `len u32 LE | crc32 u32 LE` of its payload.
+fn peer_frame_header(payload: &[u8]) -> [u8; 8] {
+    let mut header = [0; 8];
+    header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    header[4..].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    header
 }
 
 #[cfg(test)]
