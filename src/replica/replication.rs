@@ -107,8 +107,19 @@ impl Replica {
             let leader = self.leader_state.as_mut().unwrap();
             let progress = leader.peers.get_mut(&peer).unwrap();
             progress.next_index = progress.next_index.min(last_index + 1);
-            let room = progress.in_flight.len() < self.config.appends_in_flight_max;
-            let has_entries = progress.next_index <= last_index;
+            let unsent = last_index + 1 - progress.next_index;
+            // A follower that is keeping up has one append in flight: the entries proposed
+            // meanwhile wait for its answer and then go out together, as one message and one
+            // fsync on the follower instead of one per step of this leader. Under load that
+            // saves the cluster CPU per write (fewer wake-ups, system calls and fsyncs on
+            // every node: see the README's benchmark notes), and it adds little latency, since
+            // the follower is busy with the first append anyway. A lost append now waits for
+            // the next heartbeat's probe. A follower that is behind by a full append or more
+            // gets several in flight, so catching up is not held to one round trip per append.
+            let room = progress.in_flight.len() < self.config.appends_in_flight_max
+                && (progress.in_flight.is_empty()
+                    || unsent >= self.config.append_entries_max as u64);
+            let has_entries = unsent > 0;
             if !(room && has_entries) && (sent_any || !heartbeat) {
                 return;
             }

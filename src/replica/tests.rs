@@ -709,3 +709,74 @@ fn a_stale_term_refusal_confirms_no_read_round() {
         "served once a majority answered the round"
     );
 }
+
+/// The entries of each append in `sent`, by follower: `(to, first index, count)`.
+fn appends_sent(sent: &[(NodeId, Message)]) -> Vec<(NodeId, u64, usize)> {
+    sent.iter()
+        .filter_map(|(to, message)| match message {
+            Message::Append { entries, .. } if !entries.is_empty() => {
+                Some((*to, entries[0].index, entries.len()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_follower_keeping_up_has_one_append_in_flight_and_one_catching_up_several() {
+    // Replica 2 answered the no-op; replica 3 has not (its append is still in flight).
+    let mut r = leader_of_three();
+    let (sent, _) = step_durably(
+        &mut r,
+        Input::Requests(vec![request(7, 1, &["SET", "a", "1"])]),
+    );
+    assert_eq!(
+        appends_sent(&sent),
+        vec![(2, 2, 1)],
+        "3 is still busy with the no-op"
+    );
+    // Proposed while replica 2 works on entry 2: they wait for its answer.
+    let more = vec![
+        request(8, 1, &["SET", "b", "2"]),
+        request(9, 1, &["SET", "c", "3"]),
+    ];
+    let (sent, _) = step_durably(&mut r, Input::Requests(more));
+    assert_eq!(
+        appends_sent(&sent),
+        vec![],
+        "nothing goes out while appends are in flight"
+    );
+    let answer = Message::AppendReply {
+        term: 1,
+        outcome: AppendOutcome::Accepted { match_index: 2 },
+        read_round: 0,
+    };
+    let (sent, replies) = step_durably(
+        &mut r,
+        Input::Message {
+            from: 2,
+            message: answer,
+        },
+    );
+    assert_eq!(replies.len(), 1, "entry 2 is committed: {replies:?}");
+    assert_eq!(
+        appends_sent(&sent),
+        vec![(2, 3, 2)],
+        "what waited goes out in one append"
+    );
+    // Replica 3 is now behind by more than a full append: several go out at once.
+    let full = ReplicaConfig::default().append_entries_max;
+    let burst = (0..full * 2)
+        .map(|i| request(10, i as u64 + 1, &["SET", "k", "v"]))
+        .collect();
+    let (sent, _) = step_durably(&mut r, Input::Requests(burst));
+    let to_3: Vec<_> = appends_sent(&sent)
+        .into_iter()
+        .filter(|(to, _, _)| *to == 3)
+        .collect();
+    assert_eq!(
+        to_3,
+        vec![(3, 2, full), (3, 2 + full as u64, full)],
+        "full appends are pipelined; the rest waits"
+    );
+}
