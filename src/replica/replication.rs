@@ -37,6 +37,8 @@ pub(super) struct LeaderState {
     pub transfer: Option<(NodeId, u64)>,
     /// The newest commit index sent to every follower.
     pub commit_announced: u64,
+    /// The last entry sent to any follower.
+    pub sent_through: u64,
 }
 
 impl LeaderState {
@@ -64,6 +66,7 @@ impl LeaderState {
             check_quorum_due_ms: now_ms + election_ms,
             transfer: None,
             commit_announced: 0,
+            sent_through: 0,
         }
     }
 }
@@ -128,6 +131,7 @@ impl Replica {
                 let to = last_index.min(prev_index + self.config.append_entries_max as u64);
                 progress.next_index = to + 1;
                 progress.in_flight.push_back(to);
+                leader.sent_through = leader.sent_through.max(to);
                 self.log.slice(prev_index + 1, to)
             } else {
                 Vec::new()

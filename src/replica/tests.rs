@@ -780,3 +780,47 @@ fn a_follower_keeping_up_has_one_append_in_flight_and_one_catching_up_several() 
         "full appends are pipelined; the rest waits"
     );
 }
+
+#[test]
+fn a_leader_of_several_writes_entries_to_its_wal_when_it_sends_them() {
+    let mut r = leader_of_three();
+    // What one step asks of the adapter: the entries of each persist batch, and the appends.
+    let mut step = |input| {
+        r.step(input);
+        let mut persisted = Vec::new();
+        let mut sent = Vec::new();
+        while let Some(out) = r.poll_output() {
+            match out {
+                Output::Persist(batch) => {
+                    persisted.push(batch.entries.iter().map(|e| e.index).collect::<Vec<_>>())
+                }
+                Output::Send { to, message } => sent.push((to, message)),
+                Output::Reply { .. } => {}
+            }
+        }
+        (persisted, appends_sent(&sent))
+    };
+    let (persisted, appends) = step(Input::Requests(vec![request(7, 1, &["SET", "a", "1"])]));
+    assert_eq!(appends, vec![(2, 2, 1)]);
+    assert_eq!(persisted, vec![vec![2]], "sent, so written");
+    // Replica 2 is busy with entry 2 and replica 3 with the no-op: these wait, unwritten.
+    let (persisted, appends) = step(Input::Requests(vec![request(8, 1, &["SET", "b", "2"])]));
+    assert_eq!((persisted, appends), (vec![], vec![]));
+    let (persisted, appends) = step(Input::Requests(vec![request(9, 1, &["SET", "c", "3"])]));
+    assert_eq!((persisted, appends), (vec![], vec![]));
+    let answer = Message::AppendReply {
+        term: 1,
+        outcome: AppendOutcome::Accepted { match_index: 2 },
+        read_round: 0,
+    };
+    let (persisted, appends) = step(Input::Message {
+        from: 2,
+        message: answer,
+    });
+    assert_eq!(appends, vec![(2, 3, 2)]);
+    assert_eq!(
+        persisted,
+        vec![vec![3, 4]],
+        "one batch, written as they go out"
+    );
+}
