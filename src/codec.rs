@@ -93,8 +93,9 @@ mod tests {
 
 /// The version of the peer protocol (handshake and messages). A node refuses a peer that
 /// speaks another, with a log line naming both.
-/// Version 2 added the recovery probe (`Probe`, `ProbeReply`).
-pub const PEER_PROTOCOL_VERSION: u32 = 2;
+/// Version 2 added the recovery probe (`Probe`, `ProbeReply`); version 3, `held_by_all` in
+/// appends (followers drop the entries every replica holds from memory).
+pub const PEER_PROTOCOL_VERSION: u32 = 3;
 
 /// The first bytes on every peer connection, before the version.
 pub const PEER_MAGIC: &[u8; 8] = b"QRMPEER\0";

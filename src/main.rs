@@ -99,38 +99,7 @@ enum Commands {
     },
 }
 
-/// Sets glibc's allocator up for a node whose heap grows with every write (the whole log is
-/// kept in memory): one arena, grown 16 MB at a time.
-///
-/// By default glibc gives the event-loop thread an arena of its own and grows it one page per
-/// `mprotect` call (its top pad applies only to the main arena), so every eight or so writes
-/// cost a system call and a page-table update. Under `redis-benchmark -t set` on a 3-node
-/// cluster on this project's 2-core machine, one arena with a 16 MB pad cut the nodes' CPU per
-/// write by 6% at -P 1 and 12% at -P 16. The node's threads barely contend for the one arena:
-/// the WAL writer reuses its buffer, and the event loop runs on one thread by default.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn tune_allocator() {
-    use std::ffi::c_int;
-    // glibc's `malloc.h`.
-    const M_TOP_PAD: c_int = -2;
-    const M_ARENA_MAX: c_int = -8;
-    const TOP_PAD_BYTES: c_int = 16 << 20;
-    unsafe extern "C" {
-        fn mallopt(param: c_int, value: c_int) -> c_int;
-    }
-    // SAFETY: mallopt only sets allocator parameters, and runs before any other thread exists.
-    // It returns 0 on a value it refuses, which leaves the default in place: harmless.
-    unsafe {
-        mallopt(M_ARENA_MAX, 1);
-        mallopt(M_TOP_PAD, TOP_PAD_BYTES);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn tune_allocator() {}
-
 fn main() -> ExitCode {
-    tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -113,6 +113,18 @@ fn try_cmd(port: u16, args: &[&str]) -> Option<Frame> {
     exchange(port, args).ok()
 }
 
+/// A numeric field of `INFO replication` on the node at `port`, if it answers.
+fn replication_field(port: u16, field: &str) -> Option<u64> {
+    let Some(Frame::Bulk(info)) = try_cmd(port, &["INFO", "replication"]) else {
+        return None;
+    };
+    let info = String::from_utf8_lossy(&info).into_owned();
+    let prefix = format!("{field}:");
+    info.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 /// One command on a fresh connection: its reply (errors included), `Err(None)` if nothing
 /// listens there, `Err(Some(why))` if the node took the connection but gave no answer.
 fn exchange(port: u16, args: &[&str]) -> Result<Frame, Option<String>> {
@@ -591,6 +603,14 @@ fn wait_until_recovered(wal_dir: &std::path::Path, log: &str) {
 #[test]
 fn a_follower_on_a_new_disk_started_with_rejoin_catches_up_before_it_votes() {
     let (mut cluster, mut raw, follower, _) = a_killed_follower("cluster-rejoin", "w");
+    // Every node held the first writes, so the leader dropped them from memory: they come
+    // back from its WAL for the new disk.
+    let leader = cluster.leader().unwrap();
+    let first_in_memory = replication_field(cluster.ports[leader], "quorum_first_index_in_memory");
+    assert!(
+        first_in_memory.is_some_and(|first| first > 1),
+        "the leader keeps entries every node holds in memory: {first_in_memory:?}"
+    );
     // Its disk is lost: an empty data directory. `--rejoin` says so.
     std::fs::remove_dir_all(&cluster.dirs[follower]).unwrap();
     let log = rejoin_and_read(&mut cluster, &mut raw, follower, "w", &["--rejoin"]);
@@ -599,4 +619,8 @@ fn a_follower_on_a_new_disk_started_with_rejoin_catches_up_before_it_votes() {
         "the node says it recovers first:\n{log}"
     );
     wait_until_recovered(&cluster.dirs[follower].join("wal"), &log);
+    let reads: u64 = (0..3)
+        .filter_map(|node| replication_field(cluster.ports[node], "quorum_log_reads_from_wal"))
+        .sum();
+    assert!(reads >= 1, "no entries were read back from a WAL");
 }

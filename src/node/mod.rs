@@ -175,6 +175,8 @@ pub(crate) enum Event {
     Snapshot(oneshot::Sender<CoreSnapshot>),
     /// The node must stop (a fatal WAL error, already reported to `NodeEnv::on_fatal`).
     Stop(String),
+    /// Entries read back from the WAL for the core (`Output::ReadLog`); empty if the read failed.
+    LogRead(Vec<Arc<LogEntry>>),
     /// A planned shutdown: if this node leads, hand leadership to the most up-to-date
     /// follower; answer once it no longer leads (or at once if it never did).
     HandOver(oneshot::Sender<()>),
@@ -395,11 +397,20 @@ pub async fn run_with(
     } else {
         1000 / config.hz.max(1) as u64
     };
+    let out = Drain {
+        jobs,
+        log_reader: LogReader {
+            disk: env.disk.clone(),
+            dir: wal_dir.clone(),
+            events: events_tx.clone(),
+        },
+        peers,
+        hooks: env.hooks.clone(),
+    };
     let core = tokio::spawn(core_loop(
         replica,
         events_rx,
-        jobs,
-        peers,
+        out,
         tick_ms,
         env.clone(),
         recovering.then_some(tail_cut_marker),
@@ -564,19 +575,13 @@ fn spawn_wal_writer(
 async fn core_loop(
     mut replica: Replica,
     mut events: mpsc::UnboundedReceiver<Event>,
-    jobs: JobSender,
-    peers: Option<peer::Peers>,
+    out: Drain,
     tick_ms: u64,
     env: NodeEnv,
     mut tail_cut_marker: Option<PathBuf>,
 ) -> Option<String> {
     // With hooks (the simulation), one event per step, so the hooks see every state.
     let events_per_step_max = if env.hooks.is_some() { 1 } else { 4096 };
-    let out = Drain {
-        jobs,
-        peers,
-        hooks: env.hooks.clone(),
-    };
     let mut clients: BTreeMap<ClientId, mpsc::UnboundedSender<Vec<(u64, Response)>>> =
         BTreeMap::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(tick_ms));
@@ -693,15 +698,58 @@ fn handle_event(
         Event::Snapshot(reply) => {
             let _ = reply.send(CoreSnapshot::of(replica));
         }
+        Event::LogRead(entries) => replica.step(Input::LogRead { entries }),
         Event::HandOver(_) | Event::Stop(_) => {
             unreachable!("the core loop handles hand-overs and stops itself")
         }
     }
 }
 
+/// Reads entries back from this node's WAL when the core asks (`Output::ReadLog`: a follower
+/// lacks entries the leader dropped from memory) and hands them in as an event.
+struct LogReader {
+    disk: Arc<dyn crate::wal::Disk>,
+    dir: PathBuf,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+impl LogReader {
+    fn read(&self, from: u64, to: u64) {
+        let (disk, dir, events) = (self.disk.clone(), self.dir.clone(), self.events.clone());
+        let read = move || {
+            let entries = match crate::wal::read_entries(disk.as_ref(), &dir, from, to) {
+                Ok(entries) => {
+                    tracing::info!(
+                        from,
+                        to,
+                        read = entries.len(),
+                        "read entries back from the WAL for a follower that lacks them"
+                    );
+                    entries.into_iter().map(Arc::new).collect()
+                }
+                Err(error) => {
+                    tracing::error!(from, to, %error, "could not read entries back from the WAL for a follower that lacks them");
+                    Vec::new()
+                }
+            };
+            let _ = events.send(Event::LogRead(entries));
+        };
+        // The read scans the whole WAL: off the event loop, except in the simulation, which
+        // has no OS threads and whose disk answers at once.
+        #[cfg(not(madsim))]
+        std::thread::Builder::new()
+            .name("wal-reader".into())
+            .spawn(read)
+            .expect("spawn a WAL reader thread");
+        #[cfg(madsim)]
+        read();
+    }
+}
+
 /// Where the core's outputs go.
 struct Drain {
     jobs: JobSender,
+    log_reader: LogReader,
     peers: Option<peer::Peers>,
     hooks: Option<Arc<dyn NodeHooks>>,
 }
@@ -750,6 +798,7 @@ impl Drain {
                     id,
                     response,
                 } => replies.entry(client).or_default().push((id, response)),
+                Output::ReadLog { from, to } => self.log_reader.read(from, to),
             }
         }
         while let Some((client, batch)) = replies.pop_first() {
@@ -762,7 +811,7 @@ impl Drain {
 }
 
 /// A batch's entries, each with the term of the entry before it (for the log-matching check);
-/// none when the entry before the first was compacted away (a single voter).
+/// none when that term is no longer known (a single voter drops entries as it applies them).
 fn with_previous_terms(
     replica: &Replica,
     batch: &crate::replica::PersistBatch,
@@ -770,12 +819,8 @@ fn with_previous_terms(
     let Some(first) = batch.entries.first() else {
         return Vec::new();
     };
-    let mut previous = match first.index {
-        1 => 0,
-        index => match replica.entry(index - 1) {
-            Some(entry) => entry.term,
-            None => return Vec::new(),
-        },
+    let Some(mut previous) = replica.term_at(first.index - 1) else {
+        return Vec::new();
     };
     batch
         .entries

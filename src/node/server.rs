@@ -112,6 +112,11 @@ pub struct CoreSnapshot {
     pub commit_index: u64,
     /// On a leader: each follower and its matched index.
     pub followers: Vec<(u64, u64)>,
+    /// The first log entry still in memory (those before it are only in the WAL).
+    pub first_index_in_memory: u64,
+    /// Entries read back from the WAL for followers that lacked them: reads done, failed.
+    pub log_reads: u64,
+    pub log_reads_failed: u64,
 }
 
 impl CoreSnapshot {
@@ -131,6 +136,9 @@ impl CoreSnapshot {
             leader: replica.leader(),
             commit_index: replica.commit_index(),
             followers: replica.follower_matches(),
+            first_index_in_memory: replica.first_index(),
+            log_reads: replica.stats.log_reads,
+            log_reads_failed: replica.stats.log_reads_failed,
         }
     }
 }
@@ -640,7 +648,7 @@ fn replication_section(w: &mut String, shared: &Shared, core: &CoreSnapshot) {
     }
     let _ = write!(
         w,
-        "master_repl_offset:{}\r\nquorum_node_id:{}\r\nquorum_role:{:?}\r\nquorum_term:{}\r\nquorum_leader_id:{}\r\nquorum_commit_index:{}\r\nquorum_applied_index:{}\r\nquorum_last_index:{}\r\nquorum_cluster_size:{}\r\n",
+        "master_repl_offset:{}\r\nquorum_node_id:{}\r\nquorum_role:{:?}\r\nquorum_term:{}\r\nquorum_leader_id:{}\r\nquorum_commit_index:{}\r\nquorum_applied_index:{}\r\nquorum_last_index:{}\r\nquorum_cluster_size:{}\r\nquorum_first_index_in_memory:{}\r\nquorum_log_reads_from_wal:{}\r\nquorum_log_reads_from_wal_failed:{}\r\n",
         core.commit_index,
         core.id,
         core.role,
@@ -650,6 +658,9 @@ fn replication_section(w: &mut String, shared: &Shared, core: &CoreSnapshot) {
         core.applied_index,
         core.last_index,
         shared.config.cluster.len().max(1),
+        core.first_index_in_memory,
+        core.log_reads,
+        core.log_reads_failed,
     );
 }
 

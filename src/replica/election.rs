@@ -295,9 +295,13 @@ impl Replica {
                 entries,
                 commit,
                 read_round,
-            } => self.on_append(
-                from, term, prev_index, prev_term, entries, commit, read_round,
-            ),
+                held_by_all,
+            } => {
+                self.held_by_all = self.held_by_all.max(held_by_all);
+                self.on_append(
+                    from, term, prev_index, prev_term, entries, commit, read_round,
+                )
+            }
             Message::AppendReply {
                 term,
                 outcome,

@@ -43,6 +43,9 @@ pub enum Message {
         entries: Vec<Arc<LogEntry>>,
         commit: u64,
         read_round: u64,
+        /// Every replica holds the log durably up to here: a follower may drop the entries
+        /// it has applied up to here from memory.
+        held_by_all: u64,
     },
     AppendReply {
         term: u64,

@@ -122,6 +122,11 @@ pub enum Input {
     TransferLeader {
         to: NodeId,
     },
+    /// The entries an `Output::ReadLog` asked for, read back from the WAL in order; empty if
+    /// the read failed.
+    LogRead {
+        entries: Vec<Arc<LogEntry>>,
+    },
 }
 
 /// One batch of records to append, in this order, and fsync: the hard state first (if it
@@ -154,6 +159,13 @@ pub enum Output {
         client: ClientId,
         id: u64,
         response: Response,
+    },
+    /// Read the entries `from..=to` back from the WAL and hand them in as `Input::LogRead`.
+    /// Rare: a leader asks when a follower lacks entries that every replica once held, and
+    /// that were dropped from memory (its disk was replaced, or its log cut).
+    ReadLog {
+        from: u64,
+        to: u64,
     },
 }
 
@@ -244,6 +256,9 @@ pub struct ReplicaStats {
     pub keyspace_misses: u64,
     pub persist_failures: u64,
     pub elections_started: u64,
+    /// WAL reads for followers that lacked entries dropped from memory: done, and failed.
+    pub log_reads: u64,
+    pub log_reads_failed: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -304,6 +319,13 @@ pub struct Replica {
     gated: VecDeque<(u64, NodeId, Message)>,
     /// A batch failed: write it again at the next tick.
     persist_retry: bool,
+    /// Every replica holds the log durably up to here (the leader works it out from what its
+    /// followers acknowledged, and tells them): applied entries up to here leave memory.
+    held_by_all: u64,
+    /// A WAL read asked for and not answered: the index it will be the new compacted index.
+    log_read: Option<u64>,
+    /// No WAL read before this time (after a failed one).
+    log_read_after_ms: u64,
 
     // Clients and the state machine.
     clients: clients::Clients,
@@ -374,6 +396,9 @@ impl Replica {
             in_flight: VecDeque::new(),
             gated: VecDeque::new(),
             persist_retry: false,
+            held_by_all: 0,
+            log_read: None,
+            log_read_after_ms: 0,
             clients: clients::Clients::default(),
             reads,
             applied_origins: BTreeMap::new(),
@@ -440,6 +465,7 @@ impl Replica {
             Input::PersistFailed { seq, error } => self.on_persist_failed(seq, &error),
             Input::Tick { now_ms } => self.on_tick(now_ms),
             Input::TransferLeader { to } => self.on_transfer_leader(to),
+            Input::LogRead { entries } => self.on_log_read(entries),
         }
         self.flush();
         #[cfg(debug_assertions)]
@@ -502,6 +528,7 @@ impl Replica {
             }
         }
         self.release_gated();
+        self.compact_log();
     }
 
     fn issue_batch(&mut self) {
@@ -524,6 +551,39 @@ impl Replica {
             hard_state,
             entries,
         }));
+    }
+
+    /// Drops from memory the applied entries every replica holds durably: nobody needs them
+    /// from this replica's memory any more. (A replica whose disk later loses them gets them
+    /// from a leader's WAL: `Output::ReadLog`.) A single voter drops each entry as it applies it.
+    fn compact_log(&mut self) {
+        if self.is_single_voter() {
+            return;
+        }
+        if let Some(leader) = self.leader_state.as_ref() {
+            let matched = leader.peers.values().map(|p| p.match_index).min();
+            let held = matched.unwrap_or(0).min(self.persisted_index);
+            self.held_by_all = self.held_by_all.max(held);
+        }
+        // Never past what this replica applied and made durable itself (those are the
+        // entries a failed persist would write again), nor what a follower that lost entries
+        // still needs.
+        let needed = self.leader_state.as_ref().and_then(|leader| {
+            leader
+                .peers
+                .values()
+                .filter(|p| p.lacks_compacted)
+                .map(|p| p.match_index)
+                .min()
+        });
+        let to = self
+            .held_by_all
+            .min(self.applied_index)
+            .min(self.persisted_index)
+            .min(needed.unwrap_or(u64::MAX));
+        if to > self.log.compacted_index() {
+            self.log.compact_to(to);
+        }
     }
 
     /// The batch a record added now will be part of.
@@ -903,6 +963,10 @@ impl Replica {
     /// The entry at `index`, if it is held in memory.
     pub fn entry(&self, index: u64) -> Option<&Arc<LogEntry>> {
         self.log.get(index)
+    }
+    /// The term of the entry at `index`, if this replica still knows it (0 for index 0).
+    pub fn term_at(&self, index: u64) -> Option<u64> {
+        self.log.term_at(index)
     }
     /// The first index held in memory (entries before it were applied and dropped).
     /// Whether this replica is still catching up after a damaged WAL tail (it does not vote).

@@ -76,6 +76,39 @@ impl RaftLog {
         }
     }
 
+    /// The last entry dropped from memory (0: none).
+    pub fn compacted_index(&self) -> u64 {
+        self.compacted_index
+    }
+
+    /// Puts entries read back from the WAL in front of those in memory: `older` runs from
+    /// `compacted_index + 1` up to the current compacted index, and `compacted_term` is the
+    /// term of the entry at `compacted_index`.
+    pub fn restore_prefix(
+        &mut self,
+        compacted_index: u64,
+        compacted_term: u64,
+        older: Vec<Arc<LogEntry>>,
+    ) {
+        assert!(
+            compacted_index <= self.compacted_index,
+            "a prefix only grows the log"
+        );
+        assert_eq!(
+            older.len() as u64,
+            self.compacted_index - compacted_index,
+            "the prefix joins the entries in memory"
+        );
+        for (entry, index) in older.iter().zip(compacted_index + 1..) {
+            assert_eq!(entry.index, index, "the prefix is contiguous");
+        }
+        for entry in older.into_iter().rev() {
+            self.entries.push_front(entry);
+        }
+        self.compacted_index = compacted_index;
+        self.compacted_term = compacted_term;
+    }
+
     /// The first index of the term of the entry at `index` (for fast back-off).
     pub fn first_index_of_term_at(&self, index: u64) -> u64 {
         let Some(term) = self.term_at(index) else {
@@ -141,5 +174,24 @@ mod tests {
             2,
             "never before what is held"
         );
+    }
+
+    #[test]
+    fn a_prefix_read_back_restores_what_compaction_dropped() {
+        let whole = log_of_terms(&[1, 1, 2, 2, 3]);
+        let mut log = log_of_terms(&[1, 1, 2, 2, 3]);
+        log.compact_to(4);
+        assert_eq!(
+            (log.first_index(), log.term_at(4), log.term_at(3)),
+            (5, Some(2), None)
+        );
+        // Entries 2..=4 come back; entry 1's term stands for the new compacted index.
+        log.restore_prefix(1, 1, whole.slice(2, 4));
+        assert_eq!(log.first_index(), 2);
+        assert_eq!(log.term_at(1), Some(1));
+        for index in 2..=5 {
+            assert_eq!(log.get(index), whole.get(index));
+        }
+        assert_eq!(log.last_index(), 5);
     }
 }

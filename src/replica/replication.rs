@@ -2,7 +2,7 @@
 //! conflict repair with fast back-off, commit on a majority's fsync, check-quorum, leader
 //! transfer, and forwarded writes.
 
-use super::{AppendOutcome, Message, NodeId, Proposal, Replica, Role};
+use super::{AppendOutcome, Message, NodeId, Output, Proposal, Replica, Role};
 use crate::log::LogEntry;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -23,6 +23,9 @@ pub(super) struct Progress {
     pub acked_round_at: u64,
     /// Heard from since the last check-quorum.
     pub active: bool,
+    /// It refused an append that assumed it holds everything this leader dropped from memory
+    /// (its disk lost entries): it needs entries read back from the WAL.
+    pub lacks_compacted: bool,
 }
 
 pub(super) struct LeaderState {
@@ -56,6 +59,7 @@ impl LeaderState {
                             acked_round: 0,
                             acked_round_at: 0,
                             active: false,
+                            lacks_compacted: false,
                         },
                     )
                 })
@@ -127,6 +131,23 @@ impl Replica {
                 return;
             }
             let prev_index = progress.next_index - 1;
+            let compacted = self.log.compacted_index();
+            if prev_index < compacted {
+                if !progress.lacks_compacted {
+                    // Every replica held what this leader dropped from memory: assume this
+                    // one still does (a refusal says otherwise).
+                    progress.next_index = compacted + 1;
+                    continue;
+                }
+                // Only the WAL has what it lacks. Meanwhile a heartbeat still goes out, from
+                // the first entry in memory: refused, it still tells the follower who leads.
+                self.request_log_read(prev_index);
+                if !sent_any && heartbeat {
+                    let prev_term = self.log.term_at(compacted).unwrap();
+                    self.send_append(peer, compacted, prev_term, Vec::new());
+                }
+                return;
+            }
             let entries: Vec<Arc<LogEntry>> = if room && has_entries {
                 let to = last_index.min(prev_index + self.config.append_entries_max as u64);
                 progress.next_index = to + 1;
@@ -139,18 +160,72 @@ impl Replica {
             let prev_term = self
                 .log
                 .term_at(prev_index)
-                .expect("a leader of several replicas keeps its whole log");
-            let message = Message::Append {
-                term: self.hard.term,
-                prev_index,
-                prev_term,
-                entries,
-                commit: self.commit_index,
-                read_round: self.reads.round_started,
-            };
-            self.send(peer, message);
+                .expect("a leader holds its log from its compacted index on");
+            self.send_append(peer, prev_index, prev_term, entries);
             sent_any = true;
         }
+    }
+
+    fn send_append(
+        &mut self,
+        peer: NodeId,
+        prev_index: u64,
+        prev_term: u64,
+        entries: Vec<Arc<LogEntry>>,
+    ) {
+        let message = Message::Append {
+            term: self.hard.term,
+            prev_index,
+            prev_term,
+            entries,
+            commit: self.commit_index,
+            read_round: self.reads.round_started,
+            held_by_all: self.held_by_all,
+        };
+        self.send(peer, message);
+    }
+
+    /// Asks the adapter for the WAL's entries after `prev_index` up to the compacted index,
+    /// unless a read is under way (or failed less than a heartbeat ago).
+    fn request_log_read(&mut self, prev_index: u64) {
+        if self.log_read.is_some() || self.now_ms < self.log_read_after_ms {
+            return;
+        }
+        self.log_read = Some(prev_index);
+        self.outputs.push_back(Output::ReadLog {
+            from: prev_index.max(1),
+            to: self.log.compacted_index(),
+        });
+    }
+
+    /// Entries read back from the WAL: they go back in front of the log in memory, for the
+    /// followers that lack them. A read that came back short, or is no longer needed, is
+    /// dropped (and one that failed is not asked again for a heartbeat interval).
+    pub(super) fn on_log_read(&mut self, entries: Vec<Arc<LogEntry>>) {
+        let Some(prev_index) = self.log_read.take() else {
+            return;
+        };
+        let compacted = self.log.compacted_index();
+        if self.role != Role::Leader || prev_index >= compacted {
+            return;
+        }
+        let from = prev_index.max(1);
+        let whole = entries.first().is_some_and(|e| e.index == from)
+            && entries.iter().zip(from..).all(|(e, i)| e.index == i)
+            && entries.len() as u64 > compacted - from
+            && entries[(compacted - from) as usize].term == self.log.term_at(compacted).unwrap();
+        if !whole {
+            self.stats.log_reads_failed += 1;
+            self.log_read_after_ms = self.now_ms + self.config.heartbeat_interval_ms;
+            return;
+        }
+        let prev_term = if prev_index == 0 { 0 } else { entries[0].term };
+        let older = entries
+            .into_iter()
+            .filter(|e| e.index > prev_index && e.index <= compacted)
+            .collect();
+        self.log.restore_prefix(prev_index, prev_term, older);
+        self.stats.log_reads += 1;
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -296,6 +371,9 @@ impl Replica {
                     progress.next_index = progress.next_index.max(match_index + 1);
                 }
                 progress.in_flight.retain(|last| *last > match_index);
+                if progress.match_index >= self.held_by_all {
+                    progress.lacks_compacted = false;
+                }
                 self.advance_commit();
                 self.check_waits();
                 self.continue_transfer();
@@ -314,6 +392,9 @@ impl Replica {
                 // Try again from the hint (never before what is known to match), one append
                 // at a time until one is accepted.
                 progress.next_index = hint_index.min(prev_index).max(progress.match_index + 1);
+                if progress.next_index <= self.log.compacted_index() {
+                    progress.lacks_compacted = true;
+                }
                 progress.in_flight.clear();
                 self.send_appends(from, false);
             }

@@ -40,6 +40,7 @@ fn drain_with_seq(r: &mut Replica, last_seq: &mut u64) -> (Vec<Arc<LogEntry>>, R
                 response,
             } => replies.push((client, id, response)),
             Output::Send { .. } => panic!("a single voter sends nothing"),
+            Output::ReadLog { .. } => panic!("a single voter reads nothing back"),
         }
     }
     (persist, replies)
@@ -431,6 +432,7 @@ fn a_replica_whose_wal_tail_was_cut_votes_only_after_its_probes_and_catching_up(
             entries: vec![entry3],
             commit: 3,
             read_round: 0,
+            held_by_all: 0,
         },
     });
     assert!(r.recovering(), "entry 3 is not durable yet");
@@ -621,6 +623,7 @@ fn step_durably(r: &mut Replica, input: Input) -> (Vec<(NodeId, Message)>, Repli
                     id,
                     response,
                 } => replies.push((client, id, response)),
+                Output::ReadLog { .. } => panic!("these tests drop nothing from memory"),
             }
         }
     }
@@ -710,6 +713,21 @@ fn a_stale_term_refusal_confirms_no_read_round() {
     );
 }
 
+/// No-op entries at `indexes`, of `term`.
+fn noops(indexes: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Arc<LogEntry>> {
+    indexes
+        .map(|index| {
+            Arc::new(LogEntry {
+                index,
+                term,
+                ts_ms: 0,
+                origin: None,
+                payload: EntryPayload::Noop,
+            })
+        })
+        .collect()
+}
+
 /// The entries of each append in `sent`, by follower: `(to, first index, count)`.
 fn appends_sent(sent: &[(NodeId, Message)]) -> Vec<(NodeId, u64, usize)> {
     sent.iter()
@@ -795,7 +813,7 @@ fn a_leader_of_several_writes_entries_to_its_wal_when_it_sends_them() {
                     persisted.push(batch.entries.iter().map(|e| e.index).collect::<Vec<_>>())
                 }
                 Output::Send { to, message } => sent.push((to, message)),
-                Output::Reply { .. } => {}
+                Output::Reply { .. } | Output::ReadLog { .. } => {}
             }
         }
         (persisted, appends_sent(&sent))
@@ -823,4 +841,130 @@ fn a_leader_of_several_writes_entries_to_its_wal_when_it_sends_them() {
         vec![vec![3, 4]],
         "one batch, written as they go out"
     );
+}
+
+#[test]
+fn entries_every_replica_holds_leave_memory_and_come_back_from_the_wal_for_one_that_lost_them() {
+    let mut r = leader_of_three();
+    let accepted = |match_index| Message::AppendReply {
+        term: 1,
+        outcome: AppendOutcome::Accepted { match_index },
+        read_round: 0,
+    };
+    step_durably(
+        &mut r,
+        Input::Requests(vec![request(7, 1, &["SET", "a", "1"])]),
+    );
+    step_durably(
+        &mut r,
+        Input::Message {
+            from: 2,
+            message: accepted(2),
+        },
+    );
+    assert_eq!((r.commit_index(), r.applied_index()), (2, 2));
+    assert_eq!(r.first_index(), 1, "replica 3 has not answered: all stays");
+    let (sent, _) = step_durably(
+        &mut r,
+        Input::Message {
+            from: 3,
+            message: accepted(2),
+        },
+    );
+    assert_eq!(r.first_index(), 3, "every replica holds entries 1 and 2");
+    assert_eq!(
+        r.term_at(2),
+        Some(1),
+        "the last dropped entry's term is kept"
+    );
+    // The next message tells the followers, so that they drop them too.
+    let (sent, _) = if sent.is_empty() {
+        step_durably(
+            &mut r,
+            Input::Requests(vec![request(7, 2, &["SET", "b", "2"])]),
+        )
+    } else {
+        (sent, Vec::new())
+    };
+    assert!(
+        sent.iter()
+            .any(|(_, m)| matches!(m, Message::Append { held_by_all: 2, .. })),
+        "{sent:?}"
+    );
+    // Replica 3's disk is replaced: it refuses, its log ends before index 1.
+    let refused = Message::AppendReply {
+        term: 1,
+        outcome: AppendOutcome::Rejected {
+            prev_index: 2,
+            hint_index: 1,
+        },
+        read_round: 0,
+    };
+    r.step(Input::Message {
+        from: 3,
+        message: refused,
+    });
+    let mut asked = None;
+    while let Some(out) = r.poll_output() {
+        if let Output::ReadLog { from, to } = out {
+            asked = Some((from, to));
+        }
+    }
+    assert_eq!(
+        asked,
+        Some((1, 2)),
+        "the leader asks its WAL for what memory lacks"
+    );
+    // The adapter reads them back; they go to replica 3.
+    let from_wal = noops(1..=2, 1);
+    let (sent, _) = step_durably(&mut r, Input::LogRead { entries: from_wal });
+    assert!(
+        sent.iter().any(|(to, m)| *to == 3
+            && matches!(m, Message::Append { prev_index: 0, entries, .. } if entries.first().is_some_and(|e| e.index == 1))),
+        "{sent:?}"
+    );
+    assert_eq!(
+        r.first_index(),
+        1,
+        "held in memory while replica 3 lacks them"
+    );
+}
+
+#[test]
+fn a_follower_drops_what_its_leader_says_every_replica_holds_once_applied() {
+    let config = ReplicaConfig {
+        id: 2,
+        voters: vec![1, 2, 3],
+        ..ReplicaConfig::default()
+    };
+    let mut r = Replica::new(config, 0);
+    let entries = noops(1..=3, 1);
+    let append = |entries, commit, held_by_all| Input::Message {
+        from: 1,
+        message: Message::Append {
+            term: 1,
+            prev_index: 0,
+            prev_term: 0,
+            entries,
+            commit,
+            read_round: 0,
+            held_by_all,
+        },
+    };
+    // Held everywhere up to 3, but applied only up to 2: entry 3 stays.
+    step_durably(&mut r, append(entries.clone(), 2, 3));
+    assert_eq!((r.applied_index(), r.first_index()), (2, 3));
+    // The same append again (a retransmission) is accepted over the dropped entries.
+    let (sent, _) = step_durably(&mut r, append(entries, 3, 3));
+    assert!(
+        sent.iter().any(|(_, m)| matches!(
+            m,
+            Message::AppendReply {
+                outcome: AppendOutcome::Accepted { match_index: 3 },
+                ..
+            }
+        )),
+        "{sent:?}"
+    );
+    assert_eq!((r.applied_index(), r.first_index()), (3, 4));
 }

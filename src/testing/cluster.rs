@@ -17,6 +17,7 @@ use crate::rng::Rng;
 use crate::wal::record::{encode_frame, encode_header};
 use crate::wal::recovery::scan_segment;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// How the network and the disks behave; the harness changes it while it runs.
 #[derive(Clone, Debug)]
@@ -104,6 +105,22 @@ impl SimDisk {
         self.bytes.truncate(scan.valid_len);
         self.synced_len = self.bytes.len();
         Ok(records)
+    }
+
+    /// The entries `from..=to` the disk holds (written, synced or not), for `Output::ReadLog`;
+    /// none if it does not decode.
+    fn entries(&self, from: u64, to: u64) -> Vec<LogEntry> {
+        let Ok(scan) = scan_segment(&self.bytes, true) else {
+            return Vec::new();
+        };
+        let records: Result<Vec<_>, _> = scan
+            .records
+            .iter()
+            .map(|range| codec::decode_wal_record(&self.bytes[range.clone()]))
+            .collect();
+        records.map_or(Vec::new(), |records| {
+            crate::wal::entries_between(records, from, to)
+        })
     }
 }
 
@@ -440,6 +457,13 @@ impl Cluster {
             match output {
                 Output::Persist(batch) => self.on_persist(id, batch),
                 Output::Send { to, message } => self.on_send(id, to, message),
+                Output::ReadLog { from, to } => {
+                    let entries = self.node(id).disk.entries(from, to);
+                    self.mix(&[5, id, from, to, entries.len() as u64]);
+                    self.note(|| format!("{id} reads entries {from}..={to} back from its WAL"));
+                    let entries = entries.into_iter().map(Arc::new).collect();
+                    self.step(id, Input::LogRead { entries });
+                }
                 Output::Reply {
                     client,
                     id: request_id,
@@ -472,8 +496,8 @@ impl Cluster {
                 let previous_term = if entry.index == 1 {
                     0
                 } else {
-                    match replica.entry(entry.index - 1) {
-                        Some(e) => e.term,
+                    match replica.term_at(entry.index - 1) {
+                        Some(term) => term,
                         None => continue,
                     }
                 };
@@ -652,7 +676,7 @@ impl Cluster {
                     r.hard_state().vote,
                     r.leader(),
                     r.last_index(),
-                    r.entry(r.last_index()).map_or(0, |e| e.term),
+                    r.term_at(r.last_index()).unwrap_or(0),
                     r.commit_index(),
                     r.applied_index(),
                     r.persisted_index(),
@@ -663,14 +687,22 @@ impl Cluster {
         lines.join("\n    ")
     }
 
-    /// The entries of `id`'s log, for checks at the end of a run.
+    /// The entries of `id`'s log, for checks at the end of a run: what its WAL holds before
+    /// what it holds in memory (which is newer where they overlap, and may not be written yet;
+    /// entries every replica holds leave memory).
     pub fn log_of(&self, id: NodeId) -> Vec<LogEntry> {
         let Some(replica) = self.replica(id) else {
             return Vec::new();
         };
-        (replica.first_index()..=replica.last_index())
-            .filter_map(|i| replica.entry(i).map(|e| (**e).clone()))
-            .collect()
+        let first_in_memory = replica.first_index();
+        let mut log = self.nodes[id as usize - 1]
+            .disk
+            .entries(1, first_in_memory - 1);
+        log.extend(
+            (first_in_memory..=replica.last_index())
+                .filter_map(|i| replica.entry(i).map(|e| (**e).clone())),
+        );
+        log
     }
 }
 
@@ -736,6 +768,7 @@ pub fn describe_message(message: &Message) -> String {
             entries,
             commit,
             read_round,
+            held_by_all: _,
         } => format!(
             "Append term={term} prev={prev_index}/{prev_term} commit={commit} round={read_round} entries={}",
             describe_entries(entries)

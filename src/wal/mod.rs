@@ -150,6 +150,88 @@ fn scan_dir(disk: &dyn Disk, dir: &Path) -> Result<Scanned, WalError> {
     })
 }
 
+/// The log entries `from..=to` that `records` (a WAL's, in order) leave, replayed as recovery
+/// replays them: an entry replaces the log from its index on. Keeps only what is asked for
+/// in memory. Pure.
+pub fn entries_between(
+    records: impl IntoIterator<Item = WalRecord>,
+    from: u64,
+    to: u64,
+) -> Vec<crate::log::LogEntry> {
+    let mut replay = EntriesBetween::new(from, to);
+    for record in records {
+        replay.push(record);
+    }
+    replay.kept
+}
+
+struct EntriesBetween {
+    from: u64,
+    to: u64,
+    kept: Vec<crate::log::LogEntry>,
+}
+
+impl EntriesBetween {
+    fn new(from: u64, to: u64) -> Self {
+        assert!(from >= 1, "log indexes start at 1");
+        EntriesBetween {
+            from,
+            to,
+            kept: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, record: WalRecord) {
+        let WalRecord::Entry(entry) = record else {
+            return;
+        };
+        let position = entry.index.saturating_sub(self.from) as usize;
+        self.kept.truncate(position);
+        if entry.index >= self.from && entry.index <= self.to && position == self.kept.len() {
+            self.kept.push(entry);
+        }
+    }
+}
+
+/// Reads the entries `from..=to` of the log the WAL in `dir` holds, changing nothing: for a
+/// follower that lacks entries its leader no longer keeps in memory. Safe while a writer
+/// appends: what it reads past the last complete record is left out, as a torn tail would be.
+pub fn read_entries(
+    disk: &dyn Disk,
+    dir: &Path,
+    from: u64,
+    to: u64,
+) -> Result<Vec<crate::log::LogEntry>, WalError> {
+    let scanned = scan_dir(disk, dir)?;
+    let scans = scanned.scans?;
+    let mut replay = EntriesBetween::new(from, to);
+    let segments = (&scanned.names[..], &scanned.contents[..]);
+    decode_records(dir, segments, &scans, |record| replay.push(record))?;
+    Ok(replay.kept)
+}
+
+/// Decodes every record the scans accepted, in order, and hands each to `each`.
+fn decode_records(
+    dir: &Path,
+    (names, contents): (&[String], &[Vec<u8>]),
+    scans: &[recovery::SegmentScan],
+    mut each: impl FnMut(WalRecord),
+) -> Result<(), WalError> {
+    for ((scan, name), bytes) in scans.iter().zip(names).zip(contents) {
+        for range in &scan.records {
+            let record = codec::decode_wal_record(&bytes[range.clone()]).map_err(|error| {
+                WalError::Decode {
+                    file: dir.join(name).display().to_string(),
+                    offset: range.start - record::FRAME_HEADER_BYTES,
+                    error,
+                }
+            })?;
+            each(record);
+        }
+    }
+    Ok(())
+}
+
 impl Wal {
     /// Opens (or creates) the WAL in `dir`, recovers it per the decision table in
     /// [`recovery`], cuts a torn tail of the last segment (logged), and returns every record.
@@ -173,18 +255,8 @@ impl Wal {
             ..RecoveryReport::default()
         };
         let mut records = Vec::new();
-        for ((scan, name), bytes) in scans.iter().zip(&scanned.names).zip(&scanned.contents) {
-            for range in &scan.records {
-                let record = codec::decode_wal_record(&bytes[range.clone()]).map_err(|error| {
-                    WalError::Decode {
-                        file: dir.join(name).display().to_string(),
-                        offset: range.start - record::FRAME_HEADER_BYTES,
-                        error,
-                    }
-                })?;
-                records.push(record);
-            }
-        }
+        let segments = (&scanned.names[..], &scanned.contents[..]);
+        decode_records(dir, segments, &scans, |record| records.push(record))?;
         report.records = records.len();
         let bytes_total = scans.iter().map(|s| s.valid_len as u64).sum();
         let (seq, len, allocated) = match scans.last() {
@@ -508,4 +580,78 @@ fn backup_and_cut(disk: &dyn Disk, path: &Path, len: u64) -> Result<PathBuf, Wal
     }
     disk.truncate(path, len).map_err(io_error(path))?;
     Ok(backup)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{EntryPayload, HardState, LogEntry};
+
+    fn entry(index: u64, term: u64) -> LogEntry {
+        LogEntry {
+            index,
+            term,
+            ts_ms: 0,
+            origin: None,
+            payload: EntryPayload::Noop,
+        }
+    }
+
+    /// A log of terms 1 1 1 1, then a leader of term 2 replacing it from index 3: 1 1 2 2 2.
+    fn records_with_a_replaced_suffix() -> Vec<WalRecord> {
+        let mut records: Vec<WalRecord> = (1..=4).map(|i| WalRecord::Entry(entry(i, 1))).collect();
+        records.push(WalRecord::HardState(HardState {
+            term: 2,
+            vote: Some(2),
+        }));
+        records.extend((3..=5).map(|i| WalRecord::Entry(entry(i, 2))));
+        records
+    }
+
+    #[test]
+    fn entries_between_replays_replaced_suffixes_as_recovery_does() {
+        let terms = |entries: Vec<LogEntry>| -> Vec<(u64, u64)> {
+            entries.iter().map(|e| (e.index, e.term)).collect()
+        };
+        let records = records_with_a_replaced_suffix();
+        assert_eq!(
+            terms(entries_between(records.clone(), 1, 5)),
+            vec![(1, 1), (2, 1), (3, 2), (4, 2), (5, 2)]
+        );
+        assert_eq!(
+            terms(entries_between(records.clone(), 2, 3)),
+            vec![(2, 1), (3, 2)]
+        );
+        assert_eq!(
+            terms(entries_between(records.clone(), 4, 9)),
+            vec![(4, 2), (5, 2)]
+        );
+        assert_eq!(terms(entries_between(records, 6, 9)), vec![]);
+    }
+
+    #[test]
+    fn read_entries_reads_a_live_wal_without_changing_it() {
+        let dir = std::env::temp_dir().join(format!("quorum-read-entries-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let disk: Arc<dyn Disk> = Arc::new(FsDisk);
+        // Small segments, so the entries span several.
+        let options = WalOptions {
+            segment_bytes_max: 64,
+            prealloc_bytes: 1024,
+        };
+        let (mut wal, _, _) = Wal::open(disk.clone(), &dir, options).unwrap();
+        for record in records_with_a_replaced_suffix() {
+            let mut frames = Vec::new();
+            frame_record(&record, &mut frames, wal.end_offset());
+            wal.append(&frames).unwrap();
+            wal.sync().unwrap();
+        }
+        let before = disk.list(&dir).unwrap();
+        let read = read_entries(disk.as_ref(), &dir, 2, 4).unwrap();
+        let read: Vec<(u64, u64)> = read.iter().map(|e| (e.index, e.term)).collect();
+        assert_eq!(read, vec![(2, 1), (3, 2), (4, 2)]);
+        assert_eq!(disk.list(&dir).unwrap(), before, "no file added or removed");
+        assert!(before.len() > 1, "the test spans segments: {before:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
