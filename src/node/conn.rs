@@ -42,7 +42,23 @@ pub(crate) async fn accept_loop(
         let accepted = if stopping {
             match tokio::time::timeout(Duration::from_millis(5), listener.accept()).await {
                 Ok(accepted) => accepted,
-                Err(_) => return, // The backlog is empty.
+                Err(_) => {
+                    // The backlog looks empty; but a connection that arrived just now may not
+                    // have reached the event loop yet, and closing the listener would reset
+                    // it: a client whose request was never read would see an error. Take
+                    // what the kernel holds, without waiting.
+                    #[cfg(not(madsim))]
+                    if let Ok(listener) = listener.into_std() {
+                        let _ = listener.set_nonblocking(true);
+                        while let Ok((stream, addr)) = listener.accept() {
+                            let _ = stream.set_nonblocking(true);
+                            if let Ok(stream) = TcpStream::from_std(stream) {
+                                spawn_connection(stream, addr, &shared, &events);
+                            }
+                        }
+                    }
+                    return;
+                }
             }
         } else {
             tokio::select! {
@@ -62,38 +78,48 @@ pub(crate) async fn accept_loop(
                 continue;
             }
         };
-        shared
-            .stats
-            .connections_received
-            .fetch_add(1, Ordering::Relaxed);
-        let shared = shared.clone();
-        let events = events.clone();
-        shared.open_connections.fetch_add(1, Ordering::SeqCst);
-        tokio::spawn(async move {
-            /// Counts the connection closed however its task ends.
-            struct Open(Arc<Shared>);
-            impl Drop for Open {
-                fn drop(&mut self) {
-                    self.0.open_connections.fetch_sub(1, Ordering::SeqCst);
-                }
-            }
-            let _open = Open(shared.clone());
-            let mut stream = stream;
-            if shared.connected_clients() >= shared.live.maxclients.load(Ordering::Relaxed) {
-                shared
-                    .stats
-                    .connections_rejected
-                    .fetch_add(1, Ordering::Relaxed);
-                let _ = stream
-                    .write_all(b"-ERR max number of clients reached\r\n")
-                    .await;
-                let _ = stream.flush().await;
-                return;
-            }
-            let _ = stream.set_nodelay(true);
-            serve(stream, addr, shared, events).await;
-        });
+        spawn_connection(stream, addr, &shared, &events);
     }
+}
+
+/// Serves one accepted connection on a task of its own.
+fn spawn_connection(
+    stream: TcpStream,
+    addr: SocketAddr,
+    shared: &Arc<Shared>,
+    events: &mpsc::UnboundedSender<Event>,
+) {
+    shared
+        .stats
+        .connections_received
+        .fetch_add(1, Ordering::Relaxed);
+    let shared = shared.clone();
+    let events = events.clone();
+    shared.open_connections.fetch_add(1, Ordering::SeqCst);
+    tokio::spawn(async move {
+        /// Counts the connection closed however its task ends.
+        struct Open(Arc<Shared>);
+        impl Drop for Open {
+            fn drop(&mut self) {
+                self.0.open_connections.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _open = Open(shared.clone());
+        let mut stream = stream;
+        if shared.connected_clients() >= shared.live.maxclients.load(Ordering::Relaxed) {
+            shared
+                .stats
+                .connections_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            let _ = stream
+                .write_all(b"-ERR max number of clients reached\r\n")
+                .await;
+            let _ = stream.flush().await;
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        serve(stream, addr, shared, events).await;
+    });
 }
 
 /// One slot of a batch's replies, in request order.

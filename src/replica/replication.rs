@@ -392,8 +392,17 @@ impl Replica {
                 // Try again from the hint (never before what is known to match), one append
                 // at a time until one is accepted.
                 progress.next_index = hint_index.min(prev_index).max(progress.match_index + 1);
-                if progress.next_index <= self.log.compacted_index() {
-                    progress.lacks_compacted = true;
+                let compacted = self.log.compacted_index();
+                if progress.next_index <= compacted {
+                    if prev_index <= compacted {
+                        // It refused even the entries every replica held: its disk lost them.
+                        progress.lacks_compacted = true;
+                    } else {
+                        // A hint into what every replica held (the first index of a term that
+                        // began there, say): first try from the first entry in memory, which
+                        // costs a round trip, not a read of the whole WAL.
+                        progress.next_index = compacted + 1;
+                    }
                 }
                 progress.in_flight.clear();
                 self.send_appends(from, false);
