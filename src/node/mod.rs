@@ -737,10 +737,14 @@ impl LogReader {
         // The read scans the whole WAL: off the event loop, except in the simulation, which
         // has no OS threads and whose disk answers at once.
         #[cfg(not(madsim))]
-        std::thread::Builder::new()
+        if let Err(error) = std::thread::Builder::new()
             .name("wal-reader".into())
             .spawn(read)
-            .expect("spawn a WAL reader thread");
+        {
+            // The core tries again a heartbeat later.
+            tracing::error!(%error, "could not start a thread to read the WAL back");
+            let _ = self.events.send(Event::LogRead(Vec::new()));
+        }
         #[cfg(madsim)]
         read();
     }

@@ -322,7 +322,8 @@ pub struct Replica {
     /// Every replica holds the log durably up to here (the leader works it out from what its
     /// followers acknowledged, and tells them): applied entries up to here leave memory.
     held_by_all: u64,
-    /// A WAL read asked for and not answered: the index it will be the new compacted index.
+    /// A WAL read asked for and not answered yet: the index that becomes the compacted index
+    /// when its entries are put back in memory.
     log_read: Option<u64>,
     /// No WAL read before this time (after a failed one).
     log_read_after_ms: u64,
