@@ -297,6 +297,8 @@ impl Replica {
                 read_round,
                 held_by_all,
             } => {
+                // A fact about durable logs when it was sent, whatever the sender's term: a
+                // stale leader's figure is as true as a current one's.
                 self.held_by_all = self.held_by_all.max(held_by_all);
                 self.on_append(
                     from, term, prev_index, prev_term, entries, commit, read_round,

@@ -91,8 +91,16 @@ impl SimDisk {
 
     /// Recovery: the records of the valid prefix; a torn tail is cut, as the real WAL does.
     fn recover(&mut self) -> Result<Vec<WalRecord>, String> {
+        let (records, valid_len) = self.records()?;
+        self.bytes.truncate(valid_len);
+        self.synced_len = self.bytes.len();
+        Ok(records)
+    }
+
+    /// The records of the valid prefix (written, synced or not), and where that prefix ends.
+    fn records(&self) -> Result<(Vec<WalRecord>, usize), String> {
         if self.bytes.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         }
         let scan = scan_segment(&self.bytes, true)
             .map_err(|(offset, kind)| format!("corrupt WAL at {offset}: {kind:?}"))?;
@@ -102,23 +110,13 @@ impl SimDisk {
             .map(|range| codec::decode_wal_record(&self.bytes[range.clone()]))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
-        self.bytes.truncate(scan.valid_len);
-        self.synced_len = self.bytes.len();
-        Ok(records)
+        Ok((records, scan.valid_len))
     }
 
-    /// The entries `from..=to` the disk holds (written, synced or not), for `Output::ReadLog`;
-    /// none if it does not decode.
+    /// The entries `from..=to` the disk holds, for `Output::ReadLog`; none if it does not
+    /// decode.
     fn entries(&self, from: u64, to: u64) -> Vec<LogEntry> {
-        let Ok(scan) = scan_segment(&self.bytes, true) else {
-            return Vec::new();
-        };
-        let records: Result<Vec<_>, _> = scan
-            .records
-            .iter()
-            .map(|range| codec::decode_wal_record(&self.bytes[range.clone()]))
-            .collect();
-        records.map_or(Vec::new(), |records| {
+        self.records().map_or(Vec::new(), |(records, _)| {
             crate::wal::entries_between(records, from, to)
         })
     }
