@@ -143,7 +143,14 @@ pub fn decode_request(buf: &[u8], limits: &Limits) -> Result<Option<Request>, Pr
 #[derive(Debug, Default)]
 pub struct RequestParser {
     partial: Option<Partial>,
+    /// The argument ranges of the last request, kept (small) for the next one: one allocation
+    /// less per request.
+    spare_ranges: Vec<std::ops::Range<usize>>,
 }
+
+/// Most argument ranges [`RequestParser`] keeps between requests; a larger request's list is
+/// dropped with it.
+const SPARE_RANGES_MAX: usize = 64;
 
 /// How far an incomplete multibulk was parsed.
 #[derive(Debug)]
@@ -160,7 +167,13 @@ impl RequestParser {
         let partial = self.partial.take();
         match buf.first() {
             None => Ok(None),
-            Some(b'*') => decode_multibulk_request(buf, limits, partial, &mut self.partial),
+            Some(b'*') => decode_multibulk_request(
+                buf,
+                limits,
+                partial,
+                &mut self.partial,
+                &mut self.spare_ranges,
+            ),
             Some(_) => decode_inline_request(buf, limits),
         }
     }
@@ -171,6 +184,7 @@ fn decode_multibulk_request(
     limits: &Limits,
     resume: Option<Partial>,
     save: &mut Option<Partial>,
+    spare_ranges: &mut Vec<std::ops::Range<usize>>,
 ) -> Result<Option<Request>, ProtocolError> {
     let Partial {
         count,
@@ -192,9 +206,12 @@ fn decode_multibulk_request(
                 return Ok(Some((Vec::new(), pos)));
             }
             // Never trust the declared count for the allocation: it is a claim, not bytes.
+            let mut ranges = std::mem::take(spare_ranges);
+            ranges.clear();
+            ranges.reserve((count as usize).min(SPARE_RANGES_MAX));
             Partial {
                 count: count as usize,
-                ranges: Vec::with_capacity((count as usize).min(64)),
+                ranges,
                 pos,
             }
         }
@@ -232,7 +249,10 @@ fn decode_multibulk_request(
     // One copy of the whole request, sliced into its arguments: one allocation instead of one
     // per argument, and a stored value pins only the request it came in, never the read buffer.
     let whole = Bytes::copy_from_slice(&buf[..pos]);
-    let args = ranges.into_iter().map(|r| whole.slice(r)).collect();
+    let args = ranges.iter().map(|r| whole.slice(r.clone())).collect();
+    if ranges.capacity() <= SPARE_RANGES_MAX {
+        *spare_ranges = ranges;
+    }
     Ok(Some((args, pos)))
 }
 

@@ -21,6 +21,9 @@ use tokio::sync::{mpsc, oneshot};
 /// Most requests taken from one read before their replies are written.
 const BATCH_REQUESTS_MAX: usize = 1024;
 
+/// Most requests whose batch buffers a connection keeps for its next batch.
+const BATCH_BUFFERS_KEPT_MAX: usize = 64;
+
 static HELLO: HelloInfo = HelloInfo {
     server: "quorum",
     version: server::REDIS_COMPAT_VERSION,
@@ -169,6 +172,8 @@ async fn serve(
             buf: BytesMut::with_capacity(16 * 1024),
             parser: resp::RequestParser::default(),
             out: Vec::with_capacity(16 * 1024),
+            slots: Vec::new(),
+            responses: Vec::new(),
         };
         if let Err(reason) = conn.run(&mut stream, &mut replies_rx).await {
             tracing::debug!(client = id, %addr, reason, "connection closed");
@@ -186,6 +191,10 @@ struct Connection {
     buf: BytesMut,
     parser: resp::RequestParser,
     out: Vec<u8>,
+    /// The batch's reply slots, and the core's responses by request, kept between batches
+    /// (cleared) so that a batch allocates neither.
+    slots: Vec<(Slot, Protocol)>,
+    responses: Vec<Option<Response>>,
 }
 
 impl Connection {
@@ -202,9 +211,9 @@ impl Connection {
         replies: &mut mpsc::UnboundedReceiver<Vec<(u64, Response)>>,
     ) -> Result<(), String> {
         loop {
-            let (slots, close, protocol_error, need_more) = self.take_batch();
-            if !slots.is_empty() {
-                self.answer(slots, replies).await?;
+            let (close, protocol_error, need_more) = self.take_batch();
+            if !self.slots.is_empty() {
+                self.answer(replies).await?;
             }
             if let Some(error) = protocol_error {
                 let frame = Frame::error(format!("ERR Protocol error: {error}"));
@@ -259,11 +268,12 @@ impl Connection {
     }
 
     /// Decodes every complete request in the buffer (up to a bound) and turns each into a
-    /// reply slot. Returns the slots, whether to close after answering, a protocol error, and
-    /// whether the buffer ends in an incomplete request (read more before the next batch).
-    fn take_batch(&mut self) -> (Vec<(Slot, Protocol)>, bool, Option<ProtocolError>, bool) {
+    /// reply slot in `self.slots`. Returns whether to close after answering, a protocol error,
+    /// and whether the buffer ends in an incomplete request (read more before the next batch).
+    fn take_batch(&mut self) -> (bool, Option<ProtocolError>, bool) {
         let limits = self.limits();
-        let mut slots = Vec::new();
+        let mut slots = std::mem::take(&mut self.slots);
+        debug_assert!(slots.is_empty(), "the last batch was answered");
         let mut requests = Vec::new();
         let mut close = false;
         let mut error = None;
@@ -313,25 +323,30 @@ impl Connection {
             // The core loop is gone only when the node is stopping.
             let _ = self.events.send(Event::Requests(requests));
         }
-        (slots, close, error, need_more)
+        self.slots = slots;
+        (close, error, need_more)
     }
 
-    /// Waits for the core's responses to this batch, then encodes every reply in order.
+    /// Waits for the core's responses to the batch in `self.slots`, then encodes every reply
+    /// in order.
     async fn answer(
         &mut self,
-        slots: Vec<(Slot, Protocol)>,
         replies: &mut mpsc::UnboundedReceiver<Vec<(u64, Response)>>,
     ) -> Result<(), String> {
-        let waiting: Vec<u64> = slots
-            .iter()
-            .filter_map(|(s, _)| match s {
+        let mut slots = std::mem::take(&mut self.slots);
+        let mut responses = std::mem::take(&mut self.responses);
+        // The session numbers a connection's core requests consecutively: a response's place
+        // in the batch is its id less the first one's.
+        let core_ids = || {
+            slots.iter().filter_map(|(s, _)| match s {
                 Slot::Core(id) => Some(*id),
                 _ => None,
             })
-            .collect();
-        let mut responses: Vec<Option<Response>> = vec![None; waiting.len()];
-        let first_id = waiting.first().copied().unwrap_or(0);
-        let mut missing = waiting.len();
+        };
+        let first_id = core_ids().next().unwrap_or(0);
+        let mut missing = core_ids().count();
+        responses.clear();
+        responses.resize(missing, None);
         while missing > 0 {
             let Some(batch) = replies.recv().await else {
                 return Err("the core loop stopped".into());
@@ -343,12 +358,15 @@ impl Connection {
                 missing -= 1;
             }
         }
-        let mut responses = responses.into_iter();
-        for (slot, protocol) in slots {
+        let mut next_response = responses.drain(..);
+        for (slot, protocol) in slots.drain(..) {
             let frame = match slot {
                 Slot::Ready(frame) => frame,
                 Slot::Core(_) => {
-                    let response = responses.next().flatten().expect("every response arrived");
+                    let response = next_response
+                        .next()
+                        .flatten()
+                        .expect("every response arrived");
                     self.session.on_response(response)
                 }
                 Slot::Server(cmd) => {
@@ -373,6 +391,12 @@ impl Connection {
                 );
                 return Err("output buffer limit reached".into());
             }
+        }
+        drop(next_response);
+        // Keep the buffers of ordinary batches; not those of a huge pipeline.
+        if slots.capacity() <= BATCH_BUFFERS_KEPT_MAX {
+            self.slots = slots;
+            self.responses = responses;
         }
         self.update_info();
         Ok(())

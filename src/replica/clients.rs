@@ -49,9 +49,16 @@ pub(super) struct PendingWait {
     pub deadline_ms: Option<u64>,
 }
 
+/// How often connection queues with nothing in them are dropped, in ms of the core's clock.
+const IDLE_QUEUES_DROPPED_EVERY_MS: u64 = 1000;
+
 #[derive(Default)]
 pub(super) struct Clients {
+    /// A queue stays when its connection goes idle (a busy connection would otherwise remove
+    /// and insert it at every batch); idle ones are dropped every
+    /// [`IDLE_QUEUES_DROPPED_EVERY_MS`], so closed connections do not accumulate.
     queues: BTreeMap<ClientId, ClientQueue>,
+    idle_queues_dropped_at_ms: u64,
     /// Requests a reply let through, for the replica to dispatch.
     released: Vec<(Kind, Request)>,
     next_seq: u64,
@@ -115,21 +122,31 @@ impl Clients {
             .expect("a reply to a request that was admitted");
         assert!(queue.in_flight > 0, "one reply per request");
         queue.in_flight -= 1;
-        if queue.in_flight == 0 {
-            if let Some((kind, _)) = queue.queued.front() {
-                let kind = *kind;
-                queue.kind = kind;
-                while queue.queued.front().is_some_and(|(k, _)| *k == kind) {
-                    self.released.push(queue.queued.pop_front().unwrap());
-                    queue.in_flight += 1;
-                    if kind == Kind::Barrier {
-                        break;
-                    }
+        // The last in flight answered: the requests queued behind it go, the whole run of
+        // the next kind (one barrier alone).
+        if queue.in_flight == 0
+            && let Some(&(kind, _)) = queue.queued.front()
+        {
+            queue.kind = kind;
+            while queue.queued.front().is_some_and(|(k, _)| *k == kind) {
+                self.released.push(queue.queued.pop_front().unwrap());
+                queue.in_flight += 1;
+                if kind == Kind::Barrier {
+                    break;
                 }
-            } else {
-                self.queues.remove(&client);
             }
         }
+    }
+
+    /// Drops the queues of connections with nothing in flight, at most once per
+    /// [`IDLE_QUEUES_DROPPED_EVERY_MS`].
+    pub fn drop_idle_queues(&mut self, now_ms: u64) {
+        if now_ms < self.idle_queues_dropped_at_ms + IDLE_QUEUES_DROPPED_EVERY_MS {
+            return;
+        }
+        self.idle_queues_dropped_at_ms = now_ms;
+        self.queues
+            .retain(|_, queue| queue.in_flight > 0 || !queue.queued.is_empty());
     }
 
     pub fn new_write(
@@ -419,5 +436,53 @@ impl Replica {
 
     pub(super) fn reply(&mut self, client: ClientId, id: u64, response: Response) {
         self.clients.reply(client, id, response, &mut self.outputs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait_request(client: ClientId, id: u64) -> Request {
+        Request {
+            client,
+            id,
+            op: Op::Wait {
+                replicas: 0,
+                timeout_ms: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn an_idle_connection_keeps_its_queue_until_the_next_drop_of_idle_queues() {
+        let mut clients = Clients::default();
+        let mut outputs = VecDeque::new();
+        for client in [1, 2] {
+            let admitted = clients.admit(Kind::Read, wait_request(client, 1));
+            assert!(
+                admitted.is_some(),
+                "an idle connection's request runs at once"
+            );
+        }
+        clients.reply(1, 1, Response::Frame(Frame::ok()), &mut outputs);
+        assert_eq!(outputs.len(), 1);
+        assert_eq!(
+            clients.queues.len(),
+            2,
+            "client 1's idle queue stays for its next batch"
+        );
+        clients.check_invariants().unwrap();
+
+        // Not yet a period since the last drop: nothing goes.
+        clients.drop_idle_queues(IDLE_QUEUES_DROPPED_EVERY_MS - 1);
+        assert_eq!(clients.queues.len(), 2);
+        // A period later the idle queue goes; client 2's, with a request in flight, stays.
+        clients.drop_idle_queues(IDLE_QUEUES_DROPPED_EVERY_MS);
+        assert_eq!(clients.queues.keys().copied().collect::<Vec<_>>(), vec![2]);
+        // An idle queue that went comes back with the connection's next request.
+        assert!(clients.admit(Kind::Read, wait_request(1, 2)).is_some());
+        assert_eq!(clients.pending(), 2);
+        clients.check_invariants().unwrap();
     }
 }

@@ -756,6 +756,7 @@ impl Replica {
             self.reroute_writes(false);
         }
         self.expire_requests();
+        self.clients.drop_idle_queues(self.now_ms);
     }
 
     /// Active expiry: the leader proposes deletions of keys whose deadline passed, one batch
