@@ -9,7 +9,8 @@
 #   BENCH_CLIENTS   connections (default 50)
 #   BENCH_TESTS     redis-benchmark tests (default "set get incr lpush hset")
 #   BENCH_PIPELINES pipeline depths (default "1 16")
-#   BENCH_ROUNDS    runs per row; the best of each side is kept (default 1)
+#   BENCH_ROUNDS    runs per row; the best of each side is kept (default 1). In the
+#                   single-node section the two sides' runs alternate
 #   BENCH_KEYSPACE  spread keys over this many random names (redis-benchmark -r); the default,
 #                   0, is the matrix of the issue (one key per test, as redis-benchmark does
 #                   without -r)
@@ -69,15 +70,37 @@ run() {
     awk -F'","' 'NR==2 { print $2, $5, $7 }'
 }
 
+higher() { # of two runs, the one with the higher ops/s
+  if awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); exit !(x[1] > y[1]) }'; then
+    echo "$1"
+  else
+    echo "$2"
+  fi
+}
+
 best() { # keep the run with the highest ops/s
   local port=$1 test=$2 pipeline=$3 top="0 0 0"
   for _ in $(seq "$ROUNDS"); do
-    local r; r=$(run "$port" "$test" "$pipeline")
-    if awk -v a="$r" -v b="$top" 'BEGIN { split(a, x, " "); split(b, y, " "); exit !(x[1] > y[1]) }'; then
-      top=$r
-    fi
+    top=$(higher "$(run "$port" "$test" "$pipeline")" "$top")
   done
   echo "$top"
+}
+
+# The best of ROUNDS runs on each of two ports, the runs interleaved (a b, b a, a b, ...):
+# the machine's speed drifts over seconds, and back-to-back rounds of one side would hand
+# one of them a faster stretch. Prints "a_rps a_p50 a_p99 b_rps b_p50 b_p99".
+best_interleaved() {
+  local a=$1 b=$2 test=$3 pipeline=$4 first=$5 top_a="0 0 0" top_b="0 0 0"
+  for round in $(seq "$ROUNDS"); do
+    if [ $(((round + first) % 2)) = 0 ]; then
+      top_a=$(higher "$(run "$a" "$test" "$pipeline")" "$top_a")
+      top_b=$(higher "$(run "$b" "$test" "$pipeline")" "$top_b")
+    else
+      top_b=$(higher "$(run "$b" "$test" "$pipeline")" "$top_b")
+      top_a=$(higher "$(run "$a" "$test" "$pipeline")" "$top_a")
+    fi
+  done
+  echo "$top_a $top_b"
 }
 
 echo "quorum $(target/release/quorum --version | awk '{print $2}') vs $(redis-server --version | awk '{print $3}') (appendfsync always)," \
@@ -91,13 +114,8 @@ for pipeline in $PIPELINES_SINGLE; do
   for test in $TESTS; do
     # Alternate who goes first so that neither always runs on a warmer machine.
     row=$((row + 1))
-    if [ $((row % 2)) = 1 ]; then
-      read -r q_rps q_p50 q_p99 < <(best "$QUORUM_PORT" "$test" "$pipeline")
-      read -r r_rps r_p50 r_p99 < <(best "$REDIS_PORT" "$test" "$pipeline")
-    else
-      read -r r_rps r_p50 r_p99 < <(best "$REDIS_PORT" "$test" "$pipeline")
-      read -r q_rps q_p50 q_p99 < <(best "$QUORUM_PORT" "$test" "$pipeline")
-    fi
+    read -r q_rps q_p50 q_p99 r_rps r_p50 r_p99 < \
+      <(best_interleaved "$QUORUM_PORT" "$REDIS_PORT" "$test" "$pipeline" "$row")
     target=1.00
     [ "$test" = get ] && target=0.90
     ratio=$(awk -v q="$q_rps" -v r="$r_rps" 'BEGIN { printf "%.2f", (r > 0 ? q / r : 0) }')
