@@ -6,6 +6,14 @@ use quorum::wal::{self, FsDisk};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc, not glibc's malloc: a keyspace of many small values leaves glibc's heap
+/// fragmented, and its allocations then search long bin lists (`unlink_chunk`,
+/// `malloc_consolidate`). Measured on a single node after 1M LPUSHes (230 MB of list), GET -P 16
+/// cost 1.45 us of CPU per read with glibc against 0.87 with mimalloc (0.99 and 0.90 on a fresh
+/// node), SET -P 16 4.02 against 2.50 us per write. Redis links jemalloc for the same reason.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "quorum",
