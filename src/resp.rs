@@ -736,6 +736,28 @@ mod tests {
         assert_eq!(parsed.len(), 1000);
         assert_eq!(parsed[999], Bytes::from("arg999"));
         assert!(parser.partial.is_none());
+        // A list that large is not kept for the next request; the small ones that follow
+        // (one of them split) reuse one list.
+        assert!(parser.spare_ranges.capacity() <= SPARE_RANGES_MAX);
+        for (i, key) in [b"k1".as_ref(), b"key2", b"third-key"].iter().enumerate() {
+            let mut small = Vec::new();
+            encode_request(&[b"GET", key], &mut small);
+            if i == 1 {
+                assert_eq!(parser.parse(&small[..small.len() - 3], &limits), Ok(None));
+            }
+            let (parsed, used) = parser.parse(&small, &limits).unwrap().unwrap();
+            assert_eq!(
+                (parsed, used),
+                (
+                    vec![Bytes::from("GET"), Bytes::copy_from_slice(key)],
+                    small.len()
+                )
+            );
+            assert!(
+                parser.spare_ranges.capacity() >= 2,
+                "the list is kept for the next request"
+            );
+        }
     }
 
     #[test]

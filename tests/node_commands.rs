@@ -129,6 +129,17 @@ fn pipelines_keep_their_order_across_writes_and_reads() {
         );
         assert_eq!(raw.read(), Some(Frame::simple("PONG")));
     }
+    // The same connection goes on with small batches after the large ones (a connection keeps
+    // the buffers of small batches and drops those of a large one).
+    for i in 0..20 {
+        let mut small = Vec::new();
+        let value = format!("small{i}");
+        quorum::resp::encode_request(&[b"SET".as_ref(), b"p", value.as_bytes()], &mut small);
+        quorum::resp::encode_request(&[b"GET", b"p"], &mut small);
+        raw.send(&small);
+        assert_eq!(raw.read(), Some(Frame::ok()));
+        assert_eq!(raw.read(), Some(bulk(&value)));
+    }
 }
 
 #[test]
