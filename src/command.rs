@@ -301,16 +301,22 @@ pub struct Command {
 impl Command {
     /// Looks up the command and checks its arity, with Redis's error texts.
     pub fn parse(argv: Vec<Bytes>) -> Result<Command, Frame> {
+        let spec = Command::look_up(&argv)?;
+        Ok(Command { spec, argv })
+    }
+
+    /// [`Command::parse`] without taking the arguments: the table row for `argv`.
+    pub fn look_up(argv: &[Bytes]) -> Result<&'static CommandSpec, Frame> {
         let Some(name) = argv.first() else {
             return Err(Frame::error("ERR empty command"));
         };
         let Some(spec) = CommandSpec::find(name) else {
-            return Err(unknown_command(&argv));
+            return Err(unknown_command(argv));
         };
         if !spec.arity_ok(argv.len()) {
             return Err(wrong_arity(spec.name));
         }
-        Ok(Command { spec, argv })
+        Ok(spec)
     }
 
     pub fn id(&self) -> CommandId {

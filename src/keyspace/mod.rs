@@ -107,6 +107,18 @@ impl Keyspace {
     /// Runs one command. Reads must be [`crate::command::Route::Read`] commands; writes are
     /// applied only from committed log entries, with the entry's timestamp and index.
     pub fn execute(&mut self, cmd: &Command, ctx: ExecContext, rng: &mut Rng) -> Frame {
+        self.execute_argv(cmd.id(), &cmd.argv, ctx, rng)
+    }
+
+    /// [`Keyspace::execute`] on borrowed arguments (`id` looked up from `argv`, arity
+    /// checked): a replica applies its log's entries without copying them.
+    pub fn execute_argv(
+        &mut self,
+        id: CommandId,
+        argv: &[Bytes],
+        ctx: ExecContext,
+        rng: &mut Rng,
+    ) -> Frame {
         assert!(ctx.db < DB_COUNT, "db index {} out of range", ctx.db);
         let mut x = Exec {
             ks: self,
@@ -115,7 +127,7 @@ impl Keyspace {
             version: ctx.version,
             rng,
         };
-        dispatch(&mut x, cmd.id(), &cmd.argv)
+        dispatch(&mut x, id, argv)
     }
 
     /// The WATCH version of a key: the index of its last write, `None` when absent or expired.

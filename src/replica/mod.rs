@@ -812,24 +812,19 @@ impl Replica {
         let applicable = self.log.last_index();
         while self.applied_index < applicable {
             let index = self.applied_index + 1;
-            let shared = self.log.get(index).unwrap().clone();
-            let entry = if self.is_single_voter() {
-                // Nobody else needs an applied entry: drop the log's copy first, so the
-                // entry is usually taken whole rather than cloned (the WAL writer has let go
-                // of its copy by now).
+            let entry = self.log.get(index).unwrap().clone();
+            if self.is_single_voter() {
+                // Nobody else needs an applied entry.
                 self.log.compact_to(index);
-                Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone())
-            } else {
-                (*shared).clone()
-            };
-            self.apply(entry);
+            }
+            self.apply(&entry);
         }
         self.after_client_replies();
         self.serve_ready_reads();
         self.on_applied_for_wait();
     }
 
-    fn apply(&mut self, entry: LogEntry) {
+    fn apply(&mut self, entry: &LogEntry) {
         assert_eq!(
             entry.index,
             self.applied_index + 1,
@@ -854,27 +849,27 @@ impl Replica {
         }
         // Writes that draw randomness (SPOP) draw it from the entry, so every replica agrees.
         let mut rng = Rng::new(entry.index ^ 0x5157_4f52_554d);
-        let reply = match entry.payload {
+        let reply = match &entry.payload {
             EntryPayload::Noop => None,
             EntryPayload::Command { db, argv } => {
-                let frame = match Command::parse(argv) {
-                    Ok(cmd) => {
+                let frame = match Command::look_up(argv) {
+                    Ok(spec) => {
                         let ctx = ExecContext {
-                            db: db_index(db),
+                            db: db_index(*db),
                             now_ms: entry.ts_ms,
                             version: entry.index,
                         };
-                        self.keyspace.execute(&cmd, ctx, &mut rng)
+                        self.keyspace.execute_argv(spec.id, argv, ctx, &mut rng)
                     }
                     Err(error) => error,
                 };
                 Some(frame)
             }
             EntryPayload::Transaction { watches, commands } => {
-                Some(self.run_transaction(&watches, commands, entry.ts_ms, entry.index))
+                Some(self.run_transaction(watches, commands, entry.ts_ms, entry.index))
             }
             EntryPayload::Expire { keys } => {
-                let deleted = self.keyspace.apply_expiry(&keys, entry.ts_ms);
+                let deleted = self.keyspace.apply_expiry(keys, entry.ts_ms);
                 self.stats.expired_keys += deleted as u64;
                 if self.expiry_in_flight == Some(entry.index) {
                     self.expiry_in_flight = None;
@@ -895,7 +890,7 @@ impl Replica {
     fn run_transaction(
         &mut self,
         watches: &[WatchedKey],
-        commands: Vec<(u8, Vec<Bytes>)>,
+        commands: &[(u8, Vec<Bytes>)],
         now_ms: u64,
         version: u64,
     ) -> Frame {
@@ -907,18 +902,18 @@ impl Replica {
         }
         let mut rng = Rng::new(version ^ 0x004d_554c_5449);
         let replies = commands
-            .into_iter()
-            .map(|(db, argv)| match Command::parse(argv) {
-                Ok(cmd) => match cmd.id() {
-                    CommandId::Ping => ping_reply(&cmd.argv),
-                    CommandId::Echo => Frame::Bulk(cmd.argv[1].clone()),
+            .iter()
+            .map(|(db, argv)| match Command::look_up(argv) {
+                Ok(spec) => match spec.id {
+                    CommandId::Ping => ping_reply(argv),
+                    CommandId::Echo => Frame::Bulk(argv[1].clone()),
                     _ => {
                         let ctx = ExecContext {
-                            db: db_index(db),
+                            db: db_index(*db),
                             now_ms,
                             version,
                         };
-                        self.keyspace.execute(&cmd, ctx, &mut rng)
+                        self.keyspace.execute_argv(spec.id, argv, ctx, &mut rng)
                     }
                 },
                 Err(error) => error,

@@ -328,8 +328,8 @@ impl Replica {
                     .collect(),
             ),
             Op::Transaction { commands, watches } => {
-                let argvs = commands.into_iter().map(|(db, c)| (db, c.argv)).collect();
-                Response::Frame(self.run_transaction(&watches, argvs, now_ms, 0))
+                let argvs: Vec<_> = commands.into_iter().map(|(db, c)| (db, c.argv)).collect();
+                Response::Frame(self.run_transaction(&watches, &argvs, now_ms, 0))
             }
             Op::Wait { .. } => unreachable!("WAIT is not a read"),
         };
