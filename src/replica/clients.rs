@@ -6,6 +6,7 @@
 //! (their log order is their arrival order), and so are consecutive reads; a read behind a
 //! write waits for the write's reply, and a write behind a read for the read's.
 
+use super::seq_map::SeqMap;
 use super::{ClientId, Op, Request, Response};
 use crate::log::EntryPayload;
 use crate::resp::Frame;
@@ -63,7 +64,7 @@ pub(super) struct Clients {
     released: Vec<(Kind, Request)>,
     next_seq: u64,
     /// By proposal sequence number; deadlines grow with it.
-    pub writes: BTreeMap<u64, PendingWrite>,
+    pub writes: SeqMap<PendingWrite>,
     pub waits: Vec<PendingWait>,
     pending: usize,
 }
@@ -173,7 +174,7 @@ impl Clients {
 
     /// The entry of write `seq` was applied here, with this result.
     pub fn complete_write(&mut self, seq: u64, response: Response, outputs: &mut VecDeque<Output>) {
-        if let Some(write) = self.writes.remove(&seq) {
+        if let Some(write) = self.writes.remove(seq) {
             self.reply(write.client, write.id, response, outputs);
         }
     }
@@ -202,10 +203,10 @@ impl Clients {
             .writes
             .iter()
             .take_while(|(_, w)| w.deadline_ms <= now_ms)
-            .map(|(seq, _)| *seq)
+            .map(|(seq, _)| seq)
             .collect();
         for seq in expired {
-            let write = self.writes.remove(&seq).unwrap();
+            let write = self.writes.remove(seq).unwrap();
             let error = if write.ever_sent {
                 Frame::error(
                     "UNKNOWN the write was proposed but not committed in time (no leader, or no majority); it may or may not take effect",
@@ -332,7 +333,7 @@ impl Replica {
         if !here && leader.is_none() {
             return;
         }
-        let write = self.clients.writes.get_mut(&seq).unwrap();
+        let write = self.clients.writes.get_mut(seq).unwrap();
         write.sent_at_ms = Some(self.now_ms);
         write.ever_sent = true;
         let payload = if self.config.voters.len() == 1 {
@@ -363,7 +364,7 @@ impl Replica {
             .writes
             .iter()
             .filter(|(_, w)| all || w.sent_at_ms.is_none())
-            .map(|(seq, _)| *seq)
+            .map(|(seq, _)| seq)
             .collect();
         for seq in seqs {
             self.route_write(seq);

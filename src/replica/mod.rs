@@ -49,6 +49,7 @@ pub mod message;
 mod raft_log;
 mod reads;
 mod replication;
+mod seq_map;
 
 pub use message::{AppendOutcome, Message, NodeId, Proposal};
 use raft_log::RaftLog;

@@ -10,6 +10,7 @@
 //! one heartbeat serves many reads. A follower asks the leader for an index (`ReadIndex`),
 //! then serves the reads itself once it applied it.
 
+use super::seq_map::SeqMap;
 use super::{ClientId, Message, NodeId, Op, Replica, Request, Response, Role, db_index};
 use crate::command::{Command, CommandId};
 use crate::keyspace::ExecContext;
@@ -47,7 +48,7 @@ struct Ask {
 pub(super) struct Reads {
     /// Every read not answered yet, by number; deadlines grow with the number. The other
     /// collections hold numbers, and skip those no longer here.
-    pending: BTreeMap<u64, PendingRead>,
+    pending: SeqMap<PendingRead>,
     next_no: u64,
     /// Reads waiting to join a round (leader) or an ask (follower).
     unsent: Vec<u64>,
@@ -180,7 +181,7 @@ impl Replica {
                 // (after any reads of earlier rounds still waiting), without queueing.
                 self.serve_ready_reads();
                 for no in round.local {
-                    if let Some(read) = self.reads.pending.remove(&no) {
+                    if let Some(read) = self.reads.pending.remove(no) {
                         self.serve_read(read.request);
                     }
                 }
@@ -253,7 +254,7 @@ impl Replica {
                 break;
             }
             self.reads.ready.pop_first();
-            if let Some(read) = self.reads.pending.remove(&no) {
+            if let Some(read) = self.reads.pending.remove(no) {
                 self.serve_read(read.request);
             }
         }
@@ -268,11 +269,11 @@ impl Replica {
             .pending
             .iter()
             .take_while(|(_, r)| r.deadline_ms <= now_ms)
-            .map(|(no, _)| *no)
+            .map(|(no, _)| no)
             .collect();
         let expired_any = !expired.is_empty();
         for no in expired {
-            let read = self.reads.pending.remove(&no).unwrap();
+            let read = self.reads.pending.remove(no).unwrap();
             let error = if self.leader.is_some() {
                 "TRYAGAIN the leader did not confirm the read in time; it was not served"
             } else {
@@ -300,7 +301,7 @@ impl Replica {
         if expired_any || requeued {
             self.reads
                 .unsent
-                .retain(|no| self.reads.pending.contains_key(no));
+                .retain(|no| self.reads.pending.contains_key(*no));
         }
     }
 
