@@ -316,8 +316,7 @@ impl Wal {
         let end = self.len + frames.len() as u64;
         if end > self.allocated {
             let target = end.max(self.allocated + self.options.prealloc_bytes);
-            let zeros = vec![0u8; (target - self.allocated) as usize];
-            if let Err(error) = self.file.write_at(self.allocated, &zeros) {
+            if let Err(error) = write_zeros(self.file.as_mut(), self.allocated..target) {
                 // A full disk lands here: give back whatever part of the growth happened.
                 return match self.file.truncate(self.allocated) {
                     Ok(()) => Err(AppendError::Rejected(error)),
@@ -328,8 +327,7 @@ impl Wal {
             self.allocated = target;
         }
         if let Err(error) = self.file.write_at(self.len, frames) {
-            let zeros = vec![0u8; frames.len()];
-            return match self.file.write_at(self.len, &zeros) {
+            return match write_zeros(self.file.as_mut(), self.len..end) {
                 Ok(()) => Err(AppendError::Rejected(error)),
                 Err(_) => Err(AppendError::Fatal(error)),
             };
@@ -388,6 +386,22 @@ impl Wal {
     pub fn segment_seq(&self) -> u64 {
         self.seq
     }
+}
+
+/// Zeros for [`write_zeros`]: one static block, so growing a segment by a megabyte neither
+/// allocates a megabyte of zeros nor faults its pages in (under cluster SET -P 16 that
+/// allocation was 2% of the machine's CPU, in page clearing and memset).
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
+/// Writes zeros over `range` of `file`.
+fn write_zeros(file: &mut dyn DiskFile, range: std::ops::Range<u64>) -> io::Result<()> {
+    let mut at = range.start;
+    while at < range.end {
+        let n = (range.end - at).min(ZEROS.len() as u64);
+        file.write_at(at, &ZEROS[..n as usize])?;
+        at += n;
+    }
+    Ok(())
 }
 
 /// Encodes `WalRecord::Entry(entry)` as one frame appended to `out`, without copying the
