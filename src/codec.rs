@@ -4,7 +4,6 @@
 //! at the end, so old records keep decoding.
 
 use crate::log::{LogEntry, WalRecord};
-use serde::Serialize;
 use thiserror::Error;
 
 /// The version of the record payloads in a WAL segment (see `wal::record`).
@@ -21,18 +20,101 @@ pub fn encode_wal_record(record: &WalRecord) -> Vec<u8> {
     postcard::to_allocvec(record).expect("encoding to a Vec cannot fail")
 }
 
-/// [`WalRecord`] by reference, so that the writer encodes entries without copying them. It
-/// must encode exactly as `WalRecord` does (a test checks it): same variants, same order.
-#[derive(Serialize)]
-enum WalRecordRef<'a> {
-    Entry(&'a LogEntry),
-}
-
 /// Appends the encoding of `WalRecord::Entry(entry)` to `out`.
 pub fn encode_entry_record_into(entry: &LogEntry, out: &mut Vec<u8>) {
-    let taken = std::mem::take(out);
-    *out = postcard::to_extend(&WalRecordRef::Entry(entry), taken)
-        .expect("encoding to a Vec cannot fail");
+    put_varint(out, WAL_RECORD_ENTRY);
+    put_entry(entry, out);
+}
+
+// Entries are the bulk of what every node encodes (into its WAL, and on a leader into every
+// append): they have an encoder of their own, written to postcard's specification (varints
+// for integers and lengths, a raw byte for `u8`, a varint variant index, fields in order)
+// and checked byte for byte against postcard's serde encoder by the tests below. postcard
+// through serde pushed to the buffer once per field and per length, with a capacity check
+// and a call each time: 8% of a leader's event loop under cluster SET -P 16.
+
+/// The variant index of `WalRecord::Entry`.
+const WAL_RECORD_ENTRY: u64 = 0;
+/// The variant index of `Message::Append`.
+const MESSAGE_APPEND: u64 = 4;
+
+#[inline]
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn put_argv(out: &mut Vec<u8>, argv: &[bytes::Bytes]) {
+    put_varint(out, argv.len() as u64);
+    for arg in argv {
+        put_bytes(out, arg);
+    }
+}
+
+/// Appends `entry` as postcard encodes a `LogEntry`.
+fn put_entry(entry: &LogEntry, out: &mut Vec<u8>) {
+    use crate::log::EntryPayload;
+    let payload_bytes: usize = match &entry.payload {
+        EntryPayload::Command { argv, .. } => argv.iter().map(|a| a.len() + 5).sum(),
+        _ => 0,
+    };
+    out.reserve(48 + payload_bytes);
+    put_varint(out, entry.index);
+    put_varint(out, entry.term);
+    put_varint(out, entry.ts_ms);
+    match &entry.origin {
+        None => out.push(0),
+        Some(origin) => {
+            out.push(1);
+            put_varint(out, origin.node);
+            put_varint(out, origin.incarnation);
+            put_varint(out, origin.seq);
+        }
+    }
+    match &entry.payload {
+        EntryPayload::Noop => put_varint(out, 0),
+        EntryPayload::Command { db, argv } => {
+            put_varint(out, 1);
+            out.push(*db);
+            put_argv(out, argv);
+        }
+        EntryPayload::Transaction { watches, commands } => {
+            put_varint(out, 2);
+            put_varint(out, watches.len() as u64);
+            for watch in watches {
+                out.push(watch.db);
+                put_bytes(out, &watch.key);
+                match watch.version {
+                    None => out.push(0),
+                    Some(version) => {
+                        out.push(1);
+                        put_varint(out, version);
+                    }
+                }
+            }
+            put_varint(out, commands.len() as u64);
+            for (db, argv) in commands {
+                out.push(*db);
+                put_argv(out, argv);
+            }
+        }
+        EntryPayload::Expire { keys } => {
+            put_varint(out, 3);
+            put_varint(out, keys.len() as u64);
+            for (db, key) in keys {
+                out.push(*db);
+                put_bytes(out, key);
+            }
+        }
+    }
 }
 
 pub fn decode_wal_record(bytes: &[u8]) -> Result<WalRecord, DecodeError> {
@@ -163,11 +245,41 @@ pub fn decode_message(bytes: &[u8]) -> Result<crate::replica::Message, postcard:
 pub fn encode_message_frame(message: &crate::replica::Message, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; 8]);
-    let mut buffer =
-        postcard::to_extend(message, std::mem::take(out)).expect("encoding to a Vec cannot fail");
-    let header = peer_frame_header(&buffer[start + 8..]);
-    buffer[start..start + 8].copy_from_slice(&header);
-    *out = buffer;
+    put_message(message, out);
+    let header = peer_frame_header(&out[start + 8..]);
+    out[start..start + 8].copy_from_slice(&header);
+}
+
+/// Appends `message` as postcard encodes it; appends through the entry encoder.
+fn put_message(message: &crate::replica::Message, out: &mut Vec<u8>) {
+    use crate::replica::Message;
+    match message {
+        Message::Append {
+            term,
+            prev_index,
+            prev_term,
+            entries,
+            commit,
+            read_round,
+            held_by_all,
+        } => {
+            put_varint(out, MESSAGE_APPEND);
+            put_varint(out, *term);
+            put_varint(out, *prev_index);
+            put_varint(out, *prev_term);
+            put_varint(out, entries.len() as u64);
+            for entry in entries {
+                put_entry(entry, out);
+            }
+            put_varint(out, *commit);
+            put_varint(out, *read_round);
+            put_varint(out, *held_by_all);
+        }
+        other => {
+            *out = postcard::to_extend(other, std::mem::take(out))
+                .expect("encoding to a Vec cannot fail");
+        }
+    }
 }
 
 /// Frames a peer payload: `len u32 LE | crc32 u32 LE | payload`.
@@ -232,5 +344,109 @@ mod peer_tests {
         encode_message_frame(&first, &mut out);
         encode_message_frame(&second, &mut out);
         assert_eq!(out, expected);
+    }
+}
+
+#[cfg(test)]
+mod entry_encoder_tests {
+    use super::*;
+    use crate::log::{EntryPayload, Origin, WatchedKey};
+    use crate::replica::Message;
+    use bytes::Bytes;
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    /// Integers with every varint length, not only small ones.
+    fn int() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            0u64..300,
+            any::<u64>(),
+            (0u32..64).prop_map(|bits| 1u64 << bits)
+        ]
+    }
+
+    fn blob() -> impl Strategy<Value = Bytes> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..20),
+            proptest::collection::vec(any::<u8>(), 120..200),
+        ]
+        .prop_map(Bytes::from)
+    }
+
+    fn argv() -> impl Strategy<Value = Vec<Bytes>> {
+        proptest::collection::vec(blob(), 0..5)
+    }
+
+    fn payload() -> impl Strategy<Value = EntryPayload> {
+        prop_oneof![
+            Just(EntryPayload::Noop),
+            (any::<u8>(), argv()).prop_map(|(db, argv)| EntryPayload::Command { db, argv }),
+            (
+                proptest::collection::vec(
+                    (any::<u8>(), blob(), proptest::option::of(int()))
+                        .prop_map(|(db, key, version)| WatchedKey { db, key, version }),
+                    0..3
+                ),
+                proptest::collection::vec((any::<u8>(), argv()), 0..3),
+            )
+                .prop_map(|(watches, commands)| EntryPayload::Transaction { watches, commands }),
+            proptest::collection::vec((any::<u8>(), blob()), 0..4)
+                .prop_map(|keys| EntryPayload::Expire { keys }),
+        ]
+    }
+
+    fn entry() -> impl Strategy<Value = LogEntry> {
+        (
+            int(),
+            int(),
+            int(),
+            proptest::option::of((int(), int(), int())),
+            payload(),
+        )
+            .prop_map(|(index, term, ts_ms, origin, payload)| LogEntry {
+                index,
+                term,
+                ts_ms,
+                origin: origin.map(|(node, incarnation, seq)| Origin {
+                    node,
+                    incarnation,
+                    seq,
+                }),
+                payload,
+            })
+    }
+
+    proptest! {
+        /// The hand-written encoder writes exactly what postcard's serde encoder writes, for
+        /// WAL records and for appends (so neither the WAL nor the peer format changed).
+        #[test]
+        fn entries_encode_as_postcard_does(
+            entries in proptest::collection::vec(entry(), 0..4),
+            term in int(), prev_index in int(), prev_term in int(),
+            commit in int(), read_round in int(), held_by_all in int(),
+        ) {
+            for entry in &entries {
+                let mut ours = vec![7];
+                encode_entry_record_into(entry, &mut ours);
+                let mut theirs = vec![7];
+                theirs.extend(encode_wal_record(&WalRecord::Entry(entry.clone())));
+                prop_assert_eq!(ours, theirs);
+            }
+            let append = Message::Append {
+                term,
+                prev_index,
+                prev_term,
+                entries: entries.into_iter().map(Arc::new).collect(),
+                commit,
+                read_round,
+                held_by_all,
+            };
+            let mut ours = vec![1, 2];
+            encode_message_frame(&append, &mut ours);
+            let mut theirs = vec![1, 2];
+            encode_peer_frame(&encode_message(&append), &mut theirs);
+            prop_assert_eq!(&ours, &theirs);
+            prop_assert_eq!(decode_message(&ours[10..]).unwrap(), append);
+        }
     }
 }
