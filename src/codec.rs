@@ -1,7 +1,9 @@
-//! Every binary encoding quorum writes, in one place: WAL records (and, later, peer messages)
-//! as postcard, whose wire format is stable and documented. Formats are versioned: a WAL
+//! Every binary encoding quorum writes, in one place: WAL records and peer messages as
+//! postcard, whose wire format is stable and documented. Formats are versioned: a WAL
 //! segment header carries [`WAL_FORMAT_VERSION`], and new enum variants are only ever added
-//! at the end, so old records keep decoding.
+//! at the end, so old records keep decoding. Log entries (and appends, which carry them) have
+//! a hand-written encoder and decoder to the same specification, for speed; the tests hold
+//! them byte for byte to postcard's serde implementation, which everything else goes through.
 
 use crate::log::{LogEntry, WalRecord};
 use thiserror::Error;
