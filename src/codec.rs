@@ -64,7 +64,7 @@ fn put_argv(out: &mut Vec<u8>, argv: &[bytes::Bytes]) {
 /// Appends `entry` as postcard encodes a `LogEntry`.
 fn put_entry(entry: &LogEntry, out: &mut Vec<u8>) {
     use crate::log::EntryPayload;
-    let payload_bytes: usize = match &entry.payload {
+    let payload_bytes: usize = match &*entry.payload {
         EntryPayload::Command { argv, .. } => argv.iter().map(|a| a.len() + 5).sum(),
         _ => 0,
     };
@@ -81,7 +81,7 @@ fn put_entry(entry: &LogEntry, out: &mut Vec<u8>) {
             put_varint(out, origin.seq);
         }
     }
-    match &entry.payload {
+    match &*entry.payload {
         EntryPayload::Noop => put_varint(out, 0),
         EntryPayload::Command { db, argv } => {
             put_varint(out, 1);
@@ -267,7 +267,7 @@ impl<'a> Input<'a> {
             term,
             ts_ms,
             origin,
-            payload,
+            payload: std::sync::Arc::new(payload),
         })
     }
 
@@ -310,10 +310,10 @@ mod tests {
                 incarnation: 99,
                 seq: 5,
             }),
-            payload: EntryPayload::Command {
+            payload: std::sync::Arc::new(EntryPayload::Command {
                 db: 3,
                 argv: vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")],
-            },
+            }),
         });
         let bytes = encode_wal_record(&record);
         assert_eq!(decode_wal_record(&bytes).unwrap(), record);
@@ -334,7 +334,7 @@ mod tests {
             term: 1,
             ts_ms: 2,
             origin: None,
-            payload: EntryPayload::Noop,
+            payload: std::sync::Arc::new(EntryPayload::Noop),
         });
         assert_eq!(encode_wal_record(&record), vec![0, 1, 1, 2, 0, 0]);
         let hard_state = WalRecord::HardState(crate::log::HardState {
@@ -588,7 +588,7 @@ mod entry_encoder_tests {
                     incarnation,
                     seq,
                 }),
-                payload,
+                payload: std::sync::Arc::new(payload),
             })
     }
 

@@ -213,7 +213,7 @@ pub fn durability(
     use crate::log::EntryPayload;
     let mut present = std::collections::BTreeSet::new();
     for entry in committed.values() {
-        if let EntryPayload::Command { argv, .. } = &entry.payload {
+        if let EntryPayload::Command { argv, .. } = &*entry.payload {
             present.insert(argv.clone());
         }
     }

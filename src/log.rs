@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// One WAL record. New kinds are added at the end only (see `codec`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,7 +40,9 @@ pub struct LogEntry {
     pub ts_ms: u64,
     /// `None` for entries the leader proposes on its own (no-op, expiry).
     pub origin: Option<Origin>,
-    pub payload: EntryPayload,
+    /// Shared: the proposing replica keeps it until the write is applied (to send it again
+    /// should the leader change), and the log, the WAL writer and appends hold the entry.
+    pub payload: Arc<EntryPayload>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -254,7 +254,7 @@ mod tests {
                             term: 1,
                             ts_ms: 0,
                             origin: None,
-                            payload: EntryPayload::Noop,
+                            payload: Arc::new(EntryPayload::Noop),
                         })
                     })
                     .collect(),

@@ -11,6 +11,7 @@ use super::{ClientId, Op, Request, Response};
 use crate::log::EntryPayload;
 use crate::resp::Frame;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use super::Output;
 
@@ -35,7 +36,7 @@ pub(super) struct PendingWrite {
     pub deadline_ms: u64,
     /// Kept to send it again; `None` once a single voter appended it (nobody else could
     /// ever need it).
-    pub payload: Option<EntryPayload>,
+    pub payload: Option<Arc<EntryPayload>>,
     /// When it was last proposed or forwarded; `None` when it waits to be (again).
     pub sent_at_ms: Option<u64>,
     /// Whether it ever left this replica's hands: if so, its outcome may be unknown.
@@ -164,7 +165,7 @@ impl Clients {
                 client,
                 id,
                 deadline_ms,
-                payload: Some(payload),
+                payload: Some(Arc::new(payload)),
                 sent_at_ms: None,
                 ever_sent: false,
             },

@@ -190,7 +190,7 @@ impl Replica {
     }
 
     pub(super) fn propose_noop(&mut self) {
-        let index = self.append_entry(None, EntryPayload::Noop);
+        let index = self.append_entry(None, std::sync::Arc::new(EntryPayload::Noop));
         self.leader_state.as_mut().unwrap().noop_index = index;
     }
 

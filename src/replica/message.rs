@@ -106,7 +106,7 @@ pub enum AppendOutcome {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Proposal {
     pub origin: Origin,
-    pub payload: EntryPayload,
+    pub payload: Arc<EntryPayload>,
 }
 
 impl Message {

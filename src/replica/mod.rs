@@ -772,12 +772,12 @@ impl Replica {
         if keys.is_empty() {
             return;
         }
-        let index = self.append_entry(None, EntryPayload::Expire { keys });
+        let index = self.append_entry(None, Arc::new(EntryPayload::Expire { keys }));
         self.expiry_in_flight = Some(index);
     }
 
     /// Appends an entry to the leader's log and asks the adapter to persist it.
-    fn append_entry(&mut self, origin: Option<Origin>, payload: EntryPayload) -> u64 {
+    fn append_entry(&mut self, origin: Option<Origin>, payload: Arc<EntryPayload>) -> u64 {
         assert_eq!(self.role, Role::Leader, "only the leader appends");
         self.last_ts_ms = self.last_ts_ms.max(self.now_ms);
         let entry = Arc::new(LogEntry {
@@ -850,7 +850,7 @@ impl Replica {
         }
         // Writes that draw randomness (SPOP) draw it from the entry, so every replica agrees.
         let mut rng = Rng::new(entry.index ^ 0x5157_4f52_554d);
-        let reply = match &entry.payload {
+        let reply = match &*entry.payload {
             EntryPayload::Noop => None,
             EntryPayload::Command { db, argv } => {
                 let frame = match Command::look_up(argv) {

@@ -69,7 +69,7 @@ fn leader(now_ms: u64) -> Replica {
     r.step(Input::Persisted { seq: 1 });
     assert_eq!(r.role(), Role::Leader);
     let (persist, _) = drain_with_seq(&mut r, &mut seq);
-    assert!(matches!(persist[0].payload, EntryPayload::Noop));
+    assert!(matches!(*persist[0].payload, EntryPayload::Noop));
     r.step(Input::Persisted { seq: 2 });
     assert_eq!(r.commit_index(), 1);
     r
@@ -220,7 +220,7 @@ fn active_expiry_goes_through_the_log() {
     r.step(Input::Tick { now_ms: 1100 });
     let (persist, _) = drain(&mut r);
     assert_eq!(persist.len(), 1);
-    assert!(matches!(persist[0].payload, EntryPayload::Expire { .. }));
+    assert!(matches!(*persist[0].payload, EntryPayload::Expire { .. }));
     assert_eq!(persist[0].ts_ms, 1100);
     // While it is in flight, no second expiry entry is proposed.
     r.step(Input::Tick { now_ms: 1200 });
@@ -308,7 +308,7 @@ fn entry(index: u64, term: u64) -> WalRecord {
         term,
         ts_ms: 0,
         origin: None,
-        payload: EntryPayload::Noop,
+        payload: std::sync::Arc::new(EntryPayload::Noop),
     })
 }
 
@@ -421,7 +421,7 @@ fn a_replica_whose_wal_tail_was_cut_votes_only_after_its_probes_and_catching_up(
         term: 3,
         ts_ms: 0,
         origin: None,
-        payload: EntryPayload::Noop,
+        payload: std::sync::Arc::new(EntryPayload::Noop),
     });
     r.step(Input::Message {
         from: 3,
@@ -722,7 +722,7 @@ fn noops(indexes: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Arc<LogEntry>
                 term,
                 ts_ms: 0,
                 origin: None,
-                payload: EntryPayload::Noop,
+                payload: std::sync::Arc::new(EntryPayload::Noop),
             })
         })
         .collect()

@@ -607,7 +607,7 @@ mod tests {
             term,
             ts_ms: 0,
             origin: None,
-            payload: EntryPayload::Noop,
+            payload: std::sync::Arc::new(EntryPayload::Noop),
         }
     }
 
