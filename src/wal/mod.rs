@@ -389,9 +389,11 @@ impl Wal {
 }
 
 /// Zeros for [`write_zeros`]: one static block, so growing a segment by a megabyte neither
-/// allocates a megabyte of zeros nor faults its pages in (under cluster SET -P 16 that
-/// allocation was 2% of the machine's CPU, in page clearing and memset).
-static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+/// allocates a megabyte of zeros nor clears it (under cluster SET -P 16 that allocation was 2%
+/// of the machine's CPU, in page clearing and memset). It lives in `.bss` and is only ever
+/// read, so its pages are the kernel's shared zero page. As large as the default growth, so
+/// that a growth stays one write, as the simulated disk sees (and tears) it.
+static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
 
 /// Writes zeros over `range` of `file`.
 fn write_zeros(file: &mut dyn DiskFile, range: std::ops::Range<u64>) -> io::Result<()> {
