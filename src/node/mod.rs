@@ -535,9 +535,10 @@ fn spawn_wal_writer(
 /// batch and goes on reading requests; with the normal class the writer preempted it on the
 /// spot (two context switches, each expensive on a virtual machine), and with this one it
 /// starts when the loop blocks, a core is free, or a time slice ends. Measured on a 3-node
-/// cluster on 2 cores, SET -P 1, five interleaved runs each: 23.3k -> 27.1k ops/s (INCR
-/// 26.4k -> 29.2k); a single node spends 6-10% less CPU per write. Failing to switch (another
-/// OS, a sandbox) costs only that.
+/// cluster on 2 cores, SET -P 1, interleaved runs: 23.3k -> 27.1k ops/s in one series of
+/// five (INCR 26.4k -> 29.2k), 29.1k -> 32.2k in another; a single node spends 6-10% less
+/// CPU per write. The cost: when the loop is busy, the fsync may start up to a time slice
+/// later. Failing to switch (another OS, a sandbox) costs only the gain.
 #[cfg(not(madsim))]
 fn yield_wakeups_to_the_event_loop() {
     #[cfg(target_os = "linux")]
