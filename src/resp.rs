@@ -152,6 +152,10 @@ pub struct RequestParser {
 /// dropped with it.
 const SPARE_RANGES_MAX: usize = 64;
 
+/// The largest request whose arguments share one copy: what one kept argument may hold on to
+/// beyond its own bytes.
+const SHARED_REQUEST_BYTES_MAX: usize = 1024;
+
 /// How far an incomplete multibulk was parsed.
 #[derive(Debug)]
 struct Partial {
@@ -246,10 +250,19 @@ fn decode_multibulk_request(
         ranges.push(after..end);
         pos = end + 2;
     }
-    // One copy of the whole request, sliced into its arguments: one allocation instead of one
-    // per argument, and a stored value pins only the request it came in, never the read buffer.
-    let whole = Bytes::copy_from_slice(&buf[..pos]);
-    let args = ranges.iter().map(|r| whole.slice(r.clone())).collect();
+    // A small request is copied once and sliced into its arguments: one allocation instead of
+    // one per argument. What the keyspace keeps of it (a key, a value) then holds the whole
+    // request, never the read buffer; a larger request's arguments are copied one by one, so
+    // that a key kept after its large value was overwritten does not hold that value.
+    let args = if pos <= SHARED_REQUEST_BYTES_MAX {
+        let whole = Bytes::copy_from_slice(&buf[..pos]);
+        ranges.iter().map(|r| whole.slice(r.clone())).collect()
+    } else {
+        ranges
+            .iter()
+            .map(|r| Bytes::copy_from_slice(&buf[r.clone()]))
+            .collect()
+    };
     if ranges.capacity() <= SPARE_RANGES_MAX {
         *spare_ranges = ranges;
     }
@@ -718,6 +731,23 @@ mod tests {
         assert_eq!(req(b"*1\r\n$3\r\nabcXY"), Err(ProtocolError::MissingCrlf));
         let long = vec![b'a'; 70 * 1024];
         assert_eq!(req(&long), Err(ProtocolError::InlineTooBig));
+    }
+
+    #[test]
+    fn only_a_small_request_shares_one_copy_between_its_arguments() {
+        let parse = |args: &[&[u8]]| {
+            let mut bytes = Vec::new();
+            encode_request(args, &mut bytes);
+            let parsed = RequestParser::default().parse(&bytes, &Limits::default());
+            parsed.unwrap().unwrap().0
+        };
+        let small = parse(&[b"SET", b"k", b"v"]);
+        assert!(!small[1].is_unique(), "the key shares the request's copy");
+        // SET k <big> then SET k x keeps the first key: it must not keep the big value.
+        let big = vec![7u8; 4096];
+        let large = parse(&[b"SET", b"k", &big]);
+        assert!(large[1].is_unique() && large[2].is_unique());
+        assert_eq!(&large[2][..], &big[..]);
     }
 
     #[test]
