@@ -152,9 +152,9 @@ pub struct RequestParser {
 /// dropped with it.
 const SPARE_RANGES_MAX: usize = 64;
 
-/// The largest request whose arguments share one copy: what one kept argument may hold on to
-/// beyond its own bytes.
-const SHARED_REQUEST_BYTES_MAX: usize = 1024;
+/// The largest request whose arguments share one copy. Above it every argument has a buffer
+/// of its own, which the keyspace keeps as it is.
+pub(crate) const SHARED_REQUEST_BYTES_MAX: usize = 1024;
 
 /// How far an incomplete multibulk was parsed.
 #[derive(Debug)]
@@ -251,9 +251,10 @@ fn decode_multibulk_request(
         pos = end + 2;
     }
     // A small request is copied once and sliced into its arguments: one allocation instead of
-    // one per argument. What the keyspace keeps of it (a key, a value) then holds the whole
-    // request, never the read buffer; a larger request's arguments are copied one by one, so
-    // that a key kept after its large value was overwritten does not hold that value.
+    // one per argument, and most arguments (a command name, a key to read) are dropped with
+    // the request. The keyspace copies what it keeps of one (`keyspace::kept`). A larger
+    // request's arguments are copied one by one, so that a large value is kept without
+    // another copy, and a kept key never holds it.
     let args = if pos <= SHARED_REQUEST_BYTES_MAX {
         let whole = Bytes::copy_from_slice(&buf[..pos]);
         ranges.iter().map(|r| whole.slice(r.clone())).collect()

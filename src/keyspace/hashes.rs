@@ -7,7 +7,7 @@
 
 use super::sets::{check_random_reply, parse_random_count, sample, with_rng};
 use super::{
-    Exec, Reply, glob_match, is_option, parse_float, parse_int, parse_scan, scan_reply,
+    Exec, Reply, glob_match, is_option, kept, parse_float, parse_int, parse_scan, scan_reply,
     syntax_error,
 };
 use crate::command::wrong_arity;
@@ -24,7 +24,7 @@ pub fn hset(x: &mut Exec, argv: &[Bytes], is_hmset: bool) -> Reply {
     let hash = x.hash_mut(&argv[1], true)?.expect("created on demand");
     let mut added = 0;
     for pair in argv[2..].chunks_exact(2) {
-        if hash.insert(pair[0].clone(), pair[1].clone()).is_none() {
+        if hash.insert(kept(&pair[0]), kept(&pair[1])).is_none() {
             added += 1;
         }
     }
@@ -43,7 +43,7 @@ pub fn hsetnx(x: &mut Exec, argv: &[Bytes]) -> Reply {
         return Ok(Frame::Integer(0));
     }
     let hash = x.hash_mut(key, true)?.expect("created on demand");
-    hash.insert(field.clone(), argv[3].clone());
+    hash.insert(kept(field), kept(&argv[3]));
     Ok(Frame::Integer(1))
 }
 
@@ -158,7 +158,7 @@ pub fn hincrbyfloat(x: &mut Exec, argv: &[Bytes]) -> Reply {
 
 fn store_field(x: &mut Exec, key: &Bytes, field: &Bytes, value: Bytes) -> Result<(), Frame> {
     let hash = x.hash_mut(key, true)?.expect("created on demand");
-    hash.insert(field.clone(), value);
+    hash.insert(kept(field), value);
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 //! first and write only when something changes: a write stamps the key's WATCH version, and
 //! Redis does not signal a modification in those cases.
 
-use super::{Exec, Reply, is_option, out_of_range_positive, parse_int, syntax_error};
+use super::{Exec, Reply, is_option, kept, out_of_range_positive, parse_int, syntax_error};
 use crate::command::wrong_arity;
 use crate::resp::Frame;
 use bytes::Bytes;
@@ -81,7 +81,7 @@ pub fn push(x: &mut Exec, argv: &[Bytes], end: End, only_if_exists: bool) -> Rep
         return Ok(Frame::Integer(0));
     };
     for item in &argv[2..] {
-        push_at(list, end, item.clone());
+        push_at(list, end, kept(item));
     }
     Ok(Frame::Integer(list.len() as i64))
 }
@@ -161,7 +161,7 @@ pub fn lset(x: &mut Exec, argv: &[Bytes]) -> Reply {
     let index = parse_int(&argv[2])?;
     let at =
         resolve_index(index, list.len()).ok_or_else(|| Frame::error("ERR index out of range"))?;
-    x.list_mut(key, false)?.expect("the list exists")[at] = argv[3].clone();
+    x.list_mut(key, false)?.expect("the list exists")[at] = kept(&argv[3]);
     Ok(Frame::ok())
 }
 
@@ -236,7 +236,7 @@ pub fn linsert(x: &mut Exec, argv: &[Bytes]) -> Reply {
         return Ok(Frame::Integer(-1));
     };
     let list = x.list_mut(key, false)?.expect("the list exists");
-    list.insert(at + usize::from(after), argv[4].clone());
+    list.insert(at + usize::from(after), kept(&argv[4]));
     Ok(Frame::Integer(list.len() as i64))
 }
 

@@ -9,8 +9,8 @@
 
 use super::lists::parse_positive;
 use super::{
-    Exec, HashOrderedMap, Reply, Value, glob_match, is_option, parse_int, parse_scan, scan_reply,
-    syntax_error,
+    Exec, HashOrderedMap, Reply, Value, glob_match, is_option, kept, parse_int, parse_scan,
+    scan_reply, syntax_error,
 };
 use crate::resp::Frame;
 use crate::rng::Rng;
@@ -126,7 +126,7 @@ pub fn sadd(x: &mut Exec, argv: &[Bytes]) -> Reply {
     let set = x.set_mut(key, true)?.expect("created on demand");
     let added = members
         .iter()
-        .filter(|m| set.insert((*m).clone(), ()).is_none())
+        .filter(|m| set.insert(kept(m), ()).is_none())
         .count();
     Ok(Frame::Integer(added as i64))
 }
@@ -253,7 +253,7 @@ pub fn smove(x: &mut Exec, argv: &[Bytes]) -> Reply {
         .remove(member);
     x.drop_if_empty(source);
     let target = x.set_mut(destination, true)?.expect("created on demand");
-    target.insert(member.clone(), ());
+    target.insert(kept(member), ());
     Ok(Frame::Integer(1))
 }
 

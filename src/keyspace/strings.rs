@@ -2,7 +2,8 @@
 //! STRLEN INCR DECR INCRBY DECRBY INCRBYFLOAT GETRANGE SETRANGE.
 
 use super::{
-    Exec, Reply, Value, is_option, not_float, not_integer, parse_float, parse_int, syntax_error,
+    Exec, Reply, Value, is_option, kept, not_float, not_integer, parse_float, parse_int,
+    syntax_error,
 };
 use crate::command::wrong_arity;
 use crate::resp::{Frame, format_double};
@@ -119,7 +120,7 @@ pub fn set(x: &mut Exec, argv: &[Bytes]) -> Reply {
         });
     }
     let at = o.deadline.map(|d| d.at_ms(x.now_ms, "set")).transpose()?;
-    store_string(x, key, argv[2].clone(), at, o.keep_ttl);
+    store_string(x, key, kept(&argv[2]), at, o.keep_ttl);
     Ok(if o.get {
         bulk_or_null(old.as_ref())
     } else {
@@ -146,7 +147,7 @@ pub fn setnx(x: &mut Exec, argv: &[Bytes]) -> Reply {
     if x.exists(&argv[1]) {
         return Ok(Frame::Integer(0));
     }
-    x.set(&argv[1], Value::Str(argv[2].clone()), false);
+    x.set(&argv[1], Value::Str(kept(&argv[2])), false);
     Ok(Frame::Integer(1))
 }
 
@@ -154,7 +155,7 @@ pub fn setnx(x: &mut Exec, argv: &[Bytes]) -> Reply {
 pub fn setex(x: &mut Exec, argv: &[Bytes], unit_ms: i64) -> Reply {
     let cmd = if unit_ms == 1 { "psetex" } else { "setex" };
     let at = deadline(&argv[2], unit_ms, false, cmd)?.at_ms(x.now_ms, cmd)?;
-    store_string(x, &argv[1], argv[3].clone(), Some(at), false);
+    store_string(x, &argv[1], kept(&argv[3]), Some(at), false);
     Ok(Frame::ok())
 }
 
@@ -180,7 +181,7 @@ pub fn check_mset(argv: &[Bytes]) -> Result<(), Frame> {
 pub fn mset(x: &mut Exec, argv: &[Bytes]) -> Reply {
     check_mset(argv)?;
     for pair in argv[1..].chunks(2) {
-        x.set(&pair[0], Value::Str(pair[1].clone()), false);
+        x.set(&pair[0], Value::Str(kept(&pair[1])), false);
     }
     Ok(Frame::ok())
 }
@@ -191,14 +192,14 @@ pub fn msetnx(x: &mut Exec, argv: &[Bytes]) -> Reply {
         return Ok(Frame::Integer(0));
     }
     for pair in argv[1..].chunks(2) {
-        x.set(&pair[0], Value::Str(pair[1].clone()), false);
+        x.set(&pair[0], Value::Str(kept(&pair[1])), false);
     }
     Ok(Frame::Integer(1))
 }
 
 pub fn getset(x: &mut Exec, argv: &[Bytes]) -> Reply {
     let old = x.get_str(&argv[1])?.cloned();
-    x.set(&argv[1], Value::Str(argv[2].clone()), false);
+    x.set(&argv[1], Value::Str(kept(&argv[2])), false);
     Ok(bulk_or_null(old.as_ref()))
 }
 
