@@ -6,6 +6,7 @@
 //! them byte for byte to postcard's serde implementation, which everything else goes through.
 
 use crate::log::{LogEntry, WalRecord};
+use bytes::{Buf, BytesMut};
 use thiserror::Error;
 
 /// The version of the record payloads in a WAL segment (see `wal::record`).
@@ -467,6 +468,30 @@ fn put_message(message: &crate::replica::Message, out: &mut Vec<u8>) {
 pub fn encode_peer_frame(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&peer_frame_header(payload));
     out.extend_from_slice(payload);
+}
+
+/// Splits the first whole frame off `buf` and returns its payload, checksum verified; `None`
+/// until all of it has arrived. A declared length over the limit is refused at once.
+pub fn take_peer_frame(buf: &mut BytesMut) -> Result<Option<BytesMut>, String> {
+    if buf.len() < 8 {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes(buf[..4].try_into().unwrap()) as usize;
+    let crc = u32::from_le_bytes(buf[4..8].try_into().unwrap());
+    if len > PEER_FRAME_BYTES_MAX {
+        return Err(format!(
+            "frame of {len} bytes is over the limit of {PEER_FRAME_BYTES_MAX}"
+        ));
+    }
+    if buf.len() < 8 + len {
+        return Ok(None);
+    }
+    buf.advance(8);
+    let payload = buf.split_to(len);
+    if crc32fast::hash(&payload) != crc {
+        return Err("frame checksum mismatch".to_string());
+    }
+    Ok(Some(payload))
 }
 
 /// A peer frame's header: `len u32 LE | crc32 u32 LE` of its payload.

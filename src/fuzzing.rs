@@ -3,6 +3,8 @@
 //!
 //! Each `check_*` function panics when its property fails.
 
+use crate::codec;
+use crate::replica::Message;
 use crate::resp::{self, Frame, Limits, Protocol};
 use crate::wal::record::{HEADER_BYTES, encode_frame, encode_header};
 use crate::wal::recovery::scan_segment;
@@ -265,4 +267,73 @@ pub fn check_wal_recovery(data: &[u8]) {
             );
         }
     }
+}
+
+/// What a peer connection's reader makes of a byte stream: the payloads of its whole frames,
+/// then the error that closes the connection (if any), then how many bytes wait for more.
+type PeerStream = (Vec<Vec<u8>>, Option<String>, usize);
+
+/// Feeds `data` to the peer frame splitter in pieces cut at `cuts`, as reads would bring it.
+fn split_peer_frames(data: &[u8], cuts: &[usize]) -> PeerStream {
+    let mut buf = bytes::BytesMut::new();
+    let mut payloads = Vec::new();
+    let mut from = 0;
+    for &to in cuts.iter().chain([&data.len()]) {
+        buf.extend_from_slice(&data[from..to.max(from)]);
+        from = to.max(from);
+        loop {
+            match codec::take_peer_frame(&mut buf) {
+                Ok(Some(payload)) => payloads.push(payload.to_vec()),
+                Ok(None) => break,
+                Err(error) => return (payloads, Some(error), 0),
+            }
+        }
+    }
+    (payloads, None, buf.len())
+}
+
+/// `peer_decode`: the peer port's decoders, on any bytes. The frame splitter never panics
+/// and yields the same frames and the same closing error however the bytes arrive. Each
+/// payload (and the input itself, so that the fuzzer reaches the decoders without forging
+/// checksums) goes through the handshake and message decoders: no panic; the fast decoder of
+/// appends agrees with postcard's, value for value; a decoded message re-encodes, by both
+/// encoders, to the same bytes, which decode to it again; so does a decoded handshake.
+pub fn check_peer_decode(data: &[u8]) {
+    let whole = split_peer_frames(data, &[]);
+    for cut in split_points(data.len()) {
+        assert_eq!(split_peer_frames(data, &[cut]), whole, "cut at {cut}");
+    }
+    let byte_by_byte: Vec<usize> = (1..data.len().min(4096)).collect();
+    assert_eq!(
+        split_peer_frames(data, &byte_by_byte),
+        whole,
+        "byte by byte"
+    );
+    for payload in whole.0.iter().map(Vec::as_slice).chain([data]) {
+        check_peer_payload(payload);
+    }
+}
+
+fn check_peer_payload(payload: &[u8]) {
+    if let Ok(handshake) = codec::decode_handshake(payload) {
+        let again = codec::decode_handshake(&codec::encode_handshake(&handshake));
+        assert_eq!(again, Ok(handshake));
+    }
+    let fast = codec::decode_message(payload);
+    let reference = postcard::from_bytes::<Message>(payload);
+    match (&fast, &reference) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "the fast decoder and postcard disagree"),
+        (Err(_), Err(_)) => {}
+        _ => panic!("the fast decoder says {fast:?}, postcard {reference:?}"),
+    }
+    let Ok(message) = fast else { return };
+    let encoded = codec::encode_message(&message);
+    let mut frame = Vec::new();
+    codec::encode_message_frame(&message, &mut frame);
+    let (payloads, error, left) = split_peer_frames(&frame, &[]);
+    assert_eq!(
+        (payloads.as_slice(), error, left),
+        (&[encoded.clone()][..], None, 0)
+    );
+    assert_eq!(codec::decode_message(&encoded), Ok(message));
 }

@@ -2,12 +2,23 @@
 //! cargo-fuzz targets check, on the stable toolchain, without libFuzzer.
 
 use quorum::fuzzing::{
-    CountingAlloc, check_resp_decode, check_wal_recovery, take_largest_allocation,
+    CountingAlloc, check_peer_decode, check_resp_decode, check_wal_recovery,
+    take_largest_allocation,
 };
 use std::path::Path;
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
+
+/// The largest allocation is counted process-wide: the tests take turns, so that one's
+/// allocations are not counted against another's input.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
@@ -33,27 +44,41 @@ fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     files
 }
 
-#[test]
-fn resp_decode_corpus_replays() {
-    let files = corpus("resp_decode");
-    assert!(files.len() >= 10, "the resp_decode corpus is missing");
+/// Replays `target`'s files through `check`, and checks that no allocation was sized from a
+/// declared length: each stays within 64 bytes per input byte plus `allowance_bytes`.
+fn replay_bounded(target: &str, check: fn(&[u8]), allowance_bytes: usize) {
+    let _turn = one_at_a_time();
+    let files = corpus(target);
+    assert!(files.len() >= 10, "the {target} corpus is missing");
     for (name, data) in files {
         take_largest_allocation();
-        check_resp_decode(&data);
-        // Nothing is sized from a declared length: allocations stay proportional to the input.
+        check(&data);
         let largest = take_largest_allocation();
         assert!(
-            largest <= 64 * data.len() + 64 * 1024,
+            largest <= 64 * data.len() + allowance_bytes,
             "{name}: a {largest}-byte allocation"
         );
     }
 }
 
 #[test]
+fn resp_decode_corpus_replays() {
+    replay_bounded("resp_decode", check_resp_decode, 64 * 1024);
+}
+
+#[test]
 fn wal_recovery_corpus_replays() {
+    let _turn = one_at_a_time();
     let files = corpus("wal_recovery");
     assert!(files.len() >= 10, "the wal_recovery corpus is missing");
     for (_, data) in files {
         check_wal_recovery(&data);
     }
+}
+
+#[test]
+fn peer_decode_corpus_replays() {
+    // Preallocation from a declared count is capped: postcard's at 1 MiB, the append
+    // decoder's at 1024 items (and at the bytes left).
+    replay_bounded("peer_decode", check_peer_decode, 1 << 20);
 }

@@ -11,5 +11,9 @@ fuzz_target!(|data: &[u8]| {
     take_largest_allocation();
     check_resp_decode(data);
     let largest = take_largest_allocation();
-    assert!(largest <= 64 * data.len() + 64 * 1024, "a {largest}-byte allocation for {} input bytes", data.len());
+    assert!(
+        largest <= 64 * data.len() + 64 * 1024,
+        "a {largest}-byte allocation for {} input bytes",
+        data.len()
+    );
 });

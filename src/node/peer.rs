@@ -13,7 +13,7 @@
 use super::Event;
 use crate::codec::{self, Handshake, PEER_FRAME_BYTES_MAX};
 use crate::replica::{Message, NodeId};
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::BTreeMap;
@@ -172,7 +172,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// the wait for each read, not for the whole frame.
     async fn next(&mut self, idle: Duration) -> Result<BytesMut, String> {
         loop {
-            if let Some(payload) = take_frame(&mut self.buf)? {
+            if let Some(payload) = codec::take_peer_frame(&mut self.buf)? {
                 return Ok(payload);
             }
             if self.buf.is_empty() && self.buf.capacity() > BUFFER_KEPT_BYTES_MAX {
@@ -192,30 +192,6 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
         }
     }
-}
-
-/// Splits the first whole frame off `buf` and returns its payload, checksum verified; `None`
-/// until all of it has arrived. A declared length over the limit is refused at once.
-fn take_frame(buf: &mut BytesMut) -> Result<Option<BytesMut>, String> {
-    if buf.len() < 8 {
-        return Ok(None);
-    }
-    let len = u32::from_le_bytes(buf[..4].try_into().unwrap()) as usize;
-    let crc = u32::from_le_bytes(buf[4..8].try_into().unwrap());
-    if len > PEER_FRAME_BYTES_MAX {
-        return Err(format!(
-            "frame of {len} bytes is over the limit of {PEER_FRAME_BYTES_MAX}"
-        ));
-    }
-    if buf.len() < 8 + len {
-        return Ok(None);
-    }
-    buf.advance(8);
-    let payload = buf.split_to(len);
-    if crc32fast::hash(&payload) != crc {
-        return Err("frame checksum mismatch".to_string());
-    }
-    Ok(Some(payload))
 }
 
 /// Writes frames already encoded (several, coalesced) with one flush.
@@ -554,7 +530,7 @@ mod tests {
             let mut payloads = Vec::new();
             for part in [&stream[..split], &stream[split..]] {
                 buf.extend_from_slice(part);
-                while let Some(payload) = take_frame(&mut buf).unwrap() {
+                while let Some(payload) = codec::take_peer_frame(&mut buf).unwrap() {
                     payloads.push(payload.to_vec());
                 }
             }
@@ -568,7 +544,7 @@ mod tests {
         let mut buf = BytesMut::new();
         buf.extend_from_slice(&(PEER_FRAME_BYTES_MAX as u32 + 1).to_le_bytes());
         buf.extend_from_slice(&0u32.to_le_bytes());
-        let error = take_frame(&mut buf).unwrap_err();
+        let error = codec::take_peer_frame(&mut buf).unwrap_err();
         assert!(error.contains("over the limit"), "{error}");
     }
 
@@ -577,6 +553,9 @@ mod tests {
         let mut bytes = frame(b"payload");
         *bytes.last_mut().unwrap() ^= 1;
         let mut buf = BytesMut::from(&bytes[..]);
-        assert_eq!(take_frame(&mut buf).unwrap_err(), "frame checksum mismatch");
+        assert_eq!(
+            codec::take_peer_frame(&mut buf).unwrap_err(),
+            "frame checksum mismatch"
+        );
     }
 }
