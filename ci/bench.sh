@@ -9,8 +9,8 @@
 #   BENCH_CLIENTS   connections (default 50)
 #   BENCH_TESTS     redis-benchmark tests (default "set get incr lpush hset")
 #   BENCH_PIPELINES pipeline depths (default "1 16")
-#   BENCH_ROUNDS    runs per row; the best of each side is kept (default 1). In the
-#                   single-node section the two sides' runs alternate
+#   BENCH_ROUNDS    runs per row; the best of each side is kept (default 1). The sides
+#                   take turns round by round, each going first in turn
 #   BENCH_KEYSPACE  spread keys over this many random names (redis-benchmark -r); the default,
 #                   0, is the matrix of the issue (one key per test, as redis-benchmark does
 #                   without -r)
@@ -76,14 +76,6 @@ higher() { # of two runs, the one with the higher ops/s
   else
     echo "$2"
   fi
-}
-
-best() { # keep the run with the highest ops/s
-  local port=$1 test=$2 pipeline=$3 top="0 0 0"
-  for _ in $(seq "$ROUNDS"); do
-    top=$(higher "$(run "$port" "$test" "$pipeline")" "$top")
-  done
-  echo "$top"
 }
 
 # The best of ROUNDS runs on each of two ports, the runs interleaved (a b, b a, a b, ...):
@@ -170,20 +162,34 @@ echo "(appendfsync always everywhere; writes followed by WAIT 2 0) vs standalone
 printf '%-6s %3s | %10s %7s %7s | %10s %7s %7s | %10s %7s %7s | %8s %8s %s\n' \
   test P alone_ops/s p50 p99 repl_ops/s p50 p99 quorum_ops/s p50 p99 q/alone q/repl ok
 repl_failures=0
+# The three sides take turns in every round, each going first in turn, for the reason given
+# at best_interleaved.
+replicated_run() { # side test pipeline
+  case $1 in
+    alone) run "$REDIS_PORT" "$2" "$3" ;;
+    repl)
+      if [ "$2" = get ]; then
+        run "$R1" get "$3"
+      else
+        target/release/examples/set_wait "$R1" "$CLIENTS" "$REQUESTS" "$3" 2 "$2"
+      fi
+      ;;
+    quorum) run "$leader" "$2" "$3" ;;
+  esac
+}
 for pipeline in $PIPELINES; do
   for test in set get incr; do
-    read -r a_rps a_p50 a_p99 < <(best "$REDIS_PORT" "$test" "$pipeline")
-    if [ "$test" = get ]; then
-      read -r r_rps r_p50 r_p99 < <(best "$R1" get "$pipeline")
-    else
-      top="0 0 0"
-      for _ in $(seq "$ROUNDS"); do
-        r=$(target/release/examples/set_wait "$R1" "$CLIENTS" "$REQUESTS" "$pipeline" 2 "$test")
-        awk -v a="$r" -v b="$top" 'BEGIN { split(a, x, " "); split(b, y, " "); exit !(x[1] > y[1]) }' && top=$r
+    declare -A top=([alone]="0 0 0" [repl]="0 0 0" [quorum]="0 0 0")
+    sides=(alone repl quorum)
+    for round in $(seq "$ROUNDS"); do
+      for i in 0 1 2; do
+        side=${sides[$(((i + round) % 3))]}
+        top[$side]=$(higher "$(replicated_run "$side" "$test" "$pipeline")" "${top[$side]}")
       done
-      read -r r_rps r_p50 r_p99 <<<"$top"
-    fi
-    read -r q_rps q_p50 q_p99 < <(best "$leader" "$test" "$pipeline")
+    done
+    read -r a_rps a_p50 a_p99 <<<"${top[alone]}"
+    read -r r_rps r_p50 r_p99 <<<"${top[repl]}"
+    read -r q_rps q_p50 q_p99 <<<"${top[quorum]}"
     q_alone=$(awk -v q="$q_rps" -v r="$a_rps" 'BEGIN { printf "%.2f", (r > 0 ? q / r : 0) }')
     q_repl=$(awk -v q="$q_rps" -v r="$r_rps" 'BEGIN { printf "%.2f", (r > 0 ? q / r : 0) }')
     # Targets: writes >= 1.5x Redis+WAIT and >= 0.7x standalone; GET >= 0.7x Redis GET.
