@@ -17,7 +17,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-for target in resp_decode wal_recovery peer_decode; do
+for target in resp_decode wal_recovery peer_decode core_schedule; do
   echo "== fuzz $target for ${SECONDS_PER_TARGET}s"
   mkdir -p "$scratch/$target"
   log="$scratch/$target.log"

@@ -2,7 +2,7 @@
 //! cargo-fuzz targets check, on the stable toolchain, without libFuzzer.
 
 use quorum::fuzzing::{
-    CountingAlloc, check_peer_decode, check_resp_decode, check_wal_recovery,
+    CountingAlloc, check_core_schedule, check_peer_decode, check_resp_decode, check_wal_recovery,
     take_largest_allocation,
 };
 use std::path::Path;
@@ -81,4 +81,13 @@ fn peer_decode_corpus_replays() {
     // Preallocation from a declared count is capped: postcard's at 1 MiB, the append
     // decoder's at 1024 items (and at the bytes left).
     replay_bounded("peer_decode", check_peer_decode, 1 << 20);
+}
+
+#[test]
+fn core_schedule_corpus_replays() {
+    let files = corpus("core_schedule");
+    assert!(files.len() >= 10, "the core_schedule corpus is missing");
+    for (_, data) in files {
+        check_core_schedule(&data);
+    }
 }

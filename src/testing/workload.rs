@@ -359,9 +359,71 @@ fn run_phases(
     result
 }
 
+/// Where a run's fault schedule comes from: a seeded generator, or the bytes of a fuzzer's
+/// input.
+pub trait Choices {
+    /// A number in `0..bound`.
+    fn below(&mut self, bound: u64) -> u64;
+    fn next_u64(&mut self) -> u64;
+    /// Whether the schedule has run out: the safety phase then ends.
+    fn exhausted(&self) -> bool {
+        false
+    }
+}
+
+impl Choices for Rng {
+    fn below(&mut self, bound: u64) -> u64 {
+        Rng::below(self, bound)
+    }
+    fn next_u64(&mut self) -> u64 {
+        Rng::next_u64(self)
+    }
+}
+
+/// A fault schedule read from bytes, one byte per choice: whether a fault comes in each
+/// 10 ms slice, which one, where. Past the last byte, choices come from a seeded generator
+/// (so that a choice repeated until it differs ends), and the safety phase is over.
+pub struct ScriptedChoices<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    after: Rng,
+}
+
+impl Choices for ScriptedChoices<'_> {
+    fn below(&mut self, bound: u64) -> u64 {
+        match self.bytes.get(self.at) {
+            Some(&byte) => {
+                self.at += 1;
+                byte as u64 * bound / 256
+            }
+            None => self.after.below(bound),
+        }
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.after.next_u64()
+    }
+    fn exhausted(&self) -> bool {
+        self.at >= self.bytes.len()
+    }
+}
+
+/// A run whose faults follow `schedule` (see [`ScriptedChoices`]) for at most
+/// `config.safety_ms`; message timing and the clients' operations come from `config.seed`.
+/// The fuzz target `core_schedule` runs this.
+pub fn run_scripted(config: &ScenarioConfig, schedule: &[u8]) -> Result<ScenarioReport, Violation> {
+    let mut rng = Rng::new(config.seed ^ 0x0063_6861_6f73);
+    let mut cluster = Cluster::new(ClusterConfig::new(config.replicas, rng.next_u64()));
+    let mut choices = ScriptedChoices {
+        bytes: schedule,
+        at: 0,
+        after: rng,
+    };
+    drive(config, &mut choices, &mut cluster)
+}
+
 fn drive(
     config: &ScenarioConfig,
-    rng: &mut Rng,
+    rng: &mut impl Choices,
     cluster: &mut Cluster,
 ) -> Result<ScenarioReport, Violation> {
     let mut workload = Workload::new(
@@ -375,7 +437,7 @@ fn drive(
     let tolerated = (config.replicas - 1) / 2;
     let slice_ms = 10;
     // Safety phase.
-    while cluster.now_ms < config.safety_ms {
+    while cluster.now_ms < config.safety_ms && !rng.exhausted() {
         if rng.below(100) < 4 {
             inject_fault(cluster, &mut workload, rng, &ids, tolerated, &mut report);
         }
@@ -457,15 +519,15 @@ fn drive(
     Ok(report)
 }
 
-fn inject_fault(
+fn inject_fault<C: Choices>(
     cluster: &mut Cluster,
     workload: &mut Workload,
-    rng: &mut Rng,
+    rng: &mut C,
     ids: &[NodeId],
     tolerated: usize,
     report: &mut ScenarioReport,
 ) {
-    let pick = |rng: &mut Rng| ids[rng.below(ids.len() as u64) as usize];
+    let pick = |rng: &mut C| ids[rng.below(ids.len() as u64) as usize];
     match rng.below(13) {
         12 => {
             // A leader transfer to a random replica (a graceful shutdown does this).
