@@ -350,18 +350,27 @@ fn check_peer_payload(payload: &[u8]) {
 /// keep every acknowledged write, and have given linearizable answers.
 #[cfg(any(test, feature = "testing"))]
 pub fn check_core_schedule(data: &[u8]) {
-    let Some((&shape, rest)) = data.split_first() else {
-        return;
-    };
-    let Some((seed, schedule)) = rest.split_first_chunk::<8>() else {
-        return;
-    };
+    if let Some((replicas, seed, Err(violation))) = run_core_schedule(data) {
+        panic!("{replicas} replicas, seed {seed}: {violation:?}");
+    }
+}
+
+/// Runs a `core_schedule` input: its replica count, seed, and what the run found; `None` if
+/// the input is too short to name a seed.
+#[cfg(any(test, feature = "testing"))]
+pub fn run_core_schedule(
+    data: &[u8],
+) -> Option<(
+    usize,
+    u64,
+    Result<crate::testing::workload::ScenarioReport, crate::invariants::Violation>,
+)> {
+    let (&shape, rest) = data.split_first()?;
+    let (seed, schedule) = rest.split_first_chunk::<8>()?;
     let replicas = if shape & 1 == 0 { 3 } else { 5 };
     let mut config = ScenarioConfig::new(replicas, u64::from_le_bytes(*seed));
     // At most 3 simulated seconds of faults (300 slices), so that an input runs in well
     // under a second.
     config.safety_ms = 3_000;
-    if let Err(violation) = run_scripted(&config, schedule) {
-        panic!("{} replicas, seed {}: {violation:?}", replicas, config.seed);
-    }
+    Some((replicas, config.seed, run_scripted(&config, schedule)))
 }

@@ -1,7 +1,8 @@
 //! The mutation check: the harness must catch deliberate bugs. Each `bug-...` cargo feature
 //! plants one in the core (see Cargo.toml); built with one of them, this test runs the seeded
 //! chaos scenarios of `tests/core_cluster.rs` until one fails, and fails itself if none does
-//! within `SEEDS_MAX`. A checker that catches none of them proves nothing.
+//! within `SEEDS_MAX`; and the `core_schedule` fuzz corpus, until an input fails. A checker
+//! that catches none of them proves nothing.
 //!
 //! `ci/mutations.sh` builds and runs it once per feature. Without a bug feature, only the
 //! test that keeps that script's list complete runs.
@@ -13,19 +14,49 @@
     feature = "bug-read-without-read-index",
     feature = "bug-apply-before-commit",
 ))]
-#[test]
-fn the_harness_catches_the_planted_bug() {
-    use quorum::testing::workload::{ScenarioConfig, run_scenario};
-    /// Every bug has been caught by seed 60 or earlier (see the issue notes); 200 leaves room.
-    const SEEDS_MAX: u64 = 200;
-    for seed in 1..=SEEDS_MAX {
-        let replicas = if seed % 2 == 1 { 3 } else { 5 };
-        if let Err(violation) = run_scenario(&ScenarioConfig::new(replicas, seed)) {
-            println!("caught at seed {seed} ({replicas} replicas): {violation}");
-            return;
+mod planted {
+    #[test]
+    fn the_harness_catches_the_planted_bug() {
+        use quorum::testing::workload::{ScenarioConfig, run_scenario};
+        /// Every bug has been caught by seed 60 or earlier (see the issue notes); 200 leaves room.
+        const SEEDS_MAX: u64 = 200;
+        for seed in 1..=SEEDS_MAX {
+            let replicas = if seed % 2 == 1 { 3 } else { 5 };
+            if let Err(violation) = run_scenario(&ScenarioConfig::new(replicas, seed)) {
+                println!("caught at seed {seed} ({replicas} replicas): {violation}");
+                return;
+            }
         }
+        panic!("the harness missed the planted bug in {SEEDS_MAX} seeds");
     }
-    panic!("the harness missed the planted bug in {SEEDS_MAX} seeds");
+
+    /// The fuzzer's schedules must catch it too: the `core_schedule` corpus is replayed until an
+    /// input finds a violation.
+    #[test]
+    fn the_fuzz_corpus_catches_the_planted_bug() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/core_schedule");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        files.sort();
+        for path in &files {
+            let data = std::fs::read(path).unwrap();
+            if let Some((replicas, seed, Err(violation))) =
+                quorum::fuzzing::run_core_schedule(&data)
+            {
+                println!(
+                    "caught by {} ({replicas} replicas, seed {seed}): {violation}",
+                    path.display()
+                );
+                return;
+            }
+        }
+        panic!(
+            "none of the {} corpus inputs caught the planted bug",
+            files.len()
+        );
+    }
 }
 
 /// The `bug-...` features a manifest declares.
