@@ -1,14 +1,16 @@
-//! List commands. A list is a `VecDeque<Bytes>`: O(1) at both ends, like Redis's quicklist.
+//! List commands. A list is a [`ChunkedList`]: O(1) at both ends and to find an index, like
+//! Redis's quicklist.
 //!
 //! Handlers that may change nothing (LREM without a match, LINSERT without the pivot) look
 //! first and write only when something changes: a write stamps the key's WATCH version, and
 //! Redis does not signal a modification in those cases.
 
-use super::{Exec, Reply, is_option, kept, out_of_range_positive, parse_int, syntax_error};
+use super::{
+    ChunkedList, Exec, Reply, is_option, kept, out_of_range_positive, parse_int, syntax_error,
+};
 use crate::command::wrong_arity;
 use crate::resp::Frame;
 use bytes::Bytes;
-use std::collections::VecDeque;
 
 /// Which end of a list a command works on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,14 +32,14 @@ impl End {
     }
 }
 
-fn push_at(list: &mut VecDeque<Bytes>, end: End, item: Bytes) {
+fn push_at(list: &mut ChunkedList, end: End, item: Bytes) {
     match end {
         End::Left => list.push_front(item),
         End::Right => list.push_back(item),
     }
 }
 
-fn pop_at(list: &mut VecDeque<Bytes>, end: End) -> Option<Bytes> {
+fn pop_at(list: &mut ChunkedList, end: End) -> Option<Bytes> {
     match end {
         End::Left => list.pop_front(),
         End::Right => list.pop_back(),
@@ -137,7 +139,7 @@ pub fn lrange(x: &mut Exec, argv: &[Bytes]) -> Reply {
     };
     let items = match resolve_range(start, end, list.len()) {
         None => Vec::new(),
-        Some((from, to)) => list.range(from..=to).cloned().map(Frame::Bulk).collect(),
+        Some((from, to)) => list.range(from, to).cloned().map(Frame::Bulk).collect(),
     };
     Ok(Frame::Array(items))
 }
@@ -211,7 +213,7 @@ pub fn ltrim(x: &mut Exec, argv: &[Bytes]) -> Reply {
         None => list.clear(),
         Some((from, to)) => {
             list.truncate(to + 1);
-            list.drain(..from);
+            list.remove_front(from);
         }
     }
     x.drop_if_empty(key);
@@ -317,7 +319,7 @@ pub fn lpos(x: &mut Exec, argv: &[Bytes]) -> Reply {
     })
 }
 
-fn lpos_matches(list: &VecDeque<Bytes>, element: &Bytes, options: &LposOptions) -> Vec<usize> {
+fn lpos_matches(list: &ChunkedList, element: &Bytes, options: &LposOptions) -> Vec<usize> {
     let len = list.len();
     let scanned = if options.maxlen == 0 {
         len

@@ -8,6 +8,7 @@
 //!
 //! Command handlers live in one module per data type and share the helpers of [`Exec`].
 
+mod chunked_list;
 mod hashes;
 mod keys;
 mod lists;
@@ -19,7 +20,8 @@ use crate::command::{Command, CommandId};
 use crate::resp::Frame;
 use crate::rng::Rng;
 use bytes::Bytes;
-use std::collections::{BTreeSet, VecDeque};
+pub use chunked_list::ChunkedList;
+use std::collections::BTreeSet;
 pub use table::HashOrderedMap;
 
 /// What the keyspace keeps of a request's argument (a key, a value, a member, a field): a
@@ -50,7 +52,7 @@ pub struct Entry {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Str(Bytes),
-    List(VecDeque<Bytes>),
+    List(ChunkedList),
     // Boxed: a map is several times the size of a string or list, and every slot of the
     // keyspace's table is as big as the largest variant.
     Hash(Box<HashOrderedMap<Bytes>>),
@@ -410,7 +412,7 @@ impl Exec<'_> {
         }
     }
 
-    pub fn get_list(&self, key: &[u8]) -> Result<Option<&VecDeque<Bytes>>, Frame> {
+    pub fn get_list(&self, key: &[u8]) -> Result<Option<&ChunkedList>, Frame> {
         match self.get(key).map(|e| &e.value) {
             None => Ok(None),
             Some(Value::List(l)) => Ok(Some(l)),
@@ -440,10 +442,10 @@ impl Exec<'_> {
         &mut self,
         key: &Bytes,
         create: bool,
-    ) -> Result<Option<&mut VecDeque<Bytes>>, Frame> {
+    ) -> Result<Option<&mut ChunkedList>, Frame> {
         self.check_type(key, "list")?;
         if create && !self.exists(key) {
-            self.set(key, Value::List(VecDeque::new()), false);
+            self.set(key, Value::List(ChunkedList::new()), false);
         }
         Ok(match self.get_mut(key).map(|e| &mut e.value) {
             Some(Value::List(l)) => Some(l),
