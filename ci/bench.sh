@@ -179,11 +179,12 @@ replicated_run() { # side test pipeline
 }
 for pipeline in $PIPELINES; do
   for test in set get incr; do
+    row=$((row + 1))
     declare -A top=([alone]="0 0 0" [repl]="0 0 0" [quorum]="0 0 0")
     sides=(alone repl quorum)
     for round in $(seq "$ROUNDS"); do
       for i in 0 1 2; do
-        side=${sides[$(((i + round) % 3))]}
+        side=${sides[$(((i + round + row) % 3))]}
         top[$side]=$(higher "$(replicated_run "$side" "$test" "$pipeline")" "${top[$side]}")
       done
     done

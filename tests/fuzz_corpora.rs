@@ -85,6 +85,9 @@ fn peer_decode_corpus_replays() {
 
 #[test]
 fn core_schedule_corpus_replays() {
+    // Not measured, but its clusters allocate large buffers: they must not count against the
+    // inputs of the tests that are.
+    let _turn = one_at_a_time();
     let files = corpus("core_schedule");
     assert!(files.len() >= 10, "the core_schedule corpus is missing");
     for (_, data) in files {

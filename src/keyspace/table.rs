@@ -6,9 +6,10 @@
 //! the cursor is the next hash to visit, so an element present for the whole scan is returned at
 //! least once whatever else changes, as Redis promises.
 //!
-//! Layout: point lookups go through hash tables keyed by that hash (one or two cache misses,
-//! where a B-tree of 100k keys costs five levels of them); every ordered walk goes through a
-//! B-tree set of the hashes. The hash table is never iterated, so its order cannot leak out.
+//! Layout: point lookups go through hash tables keyed by that hash (a shard's header, then one
+//! or two cache misses, where a B-tree of 100k keys costs five levels of them); every ordered
+//! walk goes through a B-tree set of the hashes. A hash table is walked only to split a shard,
+//! which decides nothing but where entries sit in the new one, so its order cannot leak out.
 
 use crate::rng::Rng;
 use bytes::Bytes;
@@ -52,7 +53,10 @@ const SHARD_BITS_FROM: u32 = 20;
 /// A split moves half of one shard's entries, a few thousand.
 #[derive(Clone, Debug)]
 struct Buckets<V> {
-    shards: Vec<Shard<V>>,
+    /// Shard 0, inline: a small map (most hashes and sets) allocates nothing more.
+    first: Shard<V>,
+    /// Shards 1 and up.
+    more: Vec<Shard<V>>,
     /// Shards below `split` have been split at this `level`: they and those from
     /// `2^level` on are chosen by `level + 1` bits, the rest by `level` bits.
     level: u32,
@@ -64,7 +68,8 @@ struct Buckets<V> {
 impl<V> Default for Buckets<V> {
     fn default() -> Self {
         Buckets {
-            shards: vec![Shard::default()],
+            first: Shard::default(),
+            more: Vec::new(),
             level: 0,
             split: 0,
             hashes: 0,
@@ -73,6 +78,24 @@ impl<V> Default for Buckets<V> {
 }
 
 impl<V> Buckets<V> {
+    fn shard_count(&self) -> usize {
+        1 + self.more.len()
+    }
+
+    fn shard(&self, index: usize) -> &Shard<V> {
+        match index {
+            0 => &self.first,
+            _ => &self.more[index - 1],
+        }
+    }
+
+    fn shard_mut(&mut self, index: usize) -> &mut Shard<V> {
+        match index {
+            0 => &mut self.first,
+            _ => &mut self.more[index - 1],
+        }
+    }
+
     fn shard_of(&self, hash: u64) -> usize {
         let bits = hash >> SHARD_BITS_FROM;
         let shard = (bits & ((1u64 << self.level) - 1)) as usize;
@@ -84,22 +107,22 @@ impl<V> Buckets<V> {
     }
 
     fn get(&self, hash: &u64) -> Option<&Bucket<V>> {
-        self.shards[self.shard_of(*hash)].get(hash)
+        self.shard(self.shard_of(*hash)).get(hash)
     }
 
     fn get_mut(&mut self, hash: &u64) -> Option<&mut Bucket<V>> {
         let shard = self.shard_of(*hash);
-        self.shards[shard].get_mut(hash)
+        self.shard_mut(shard).get_mut(hash)
     }
 
     fn entry(&mut self, hash: u64) -> std::collections::hash_map::Entry<'_, u64, Bucket<V>> {
         let shard = self.shard_of(hash);
-        self.shards[shard].entry(hash)
+        self.shard_mut(shard).entry(hash)
     }
 
     fn remove(&mut self, hash: &u64) -> Option<Bucket<V>> {
         let shard = self.shard_of(*hash);
-        let removed = self.shards[shard].remove(hash);
+        let removed = self.shard_mut(shard).remove(hash);
         self.hashes -= usize::from(removed.is_some());
         removed
     }
@@ -107,23 +130,24 @@ impl<V> Buckets<V> {
     /// After a new hash went in: split the next shard if the shards are full on average.
     fn added(&mut self) {
         self.hashes += 1;
-        if self.hashes <= self.shards.len() * SHARD_HASHES_MAX
+        if self.hashes <= self.shard_count() * SHARD_HASHES_MAX
             || SHARD_BITS_FROM + self.level + 1 >= 57
         {
             return;
         }
         let high_bit = 1u64 << (SHARD_BITS_FROM + self.level);
         let mut new_shard = Shard::with_capacity_and_hasher(SHARD_HASHES_MAX, Default::default());
-        new_shard.extend(self.shards[self.split].extract_if(|hash, _| hash & high_bit != 0));
+        let split = self.shard_mut(self.split);
+        new_shard.extend(split.extract_if(|hash, _| hash & high_bit != 0));
         // Half the slots are empty now: give them back (a table of half the size).
-        self.shards[self.split].shrink_to_fit();
-        self.shards.push(new_shard);
+        split.shrink_to_fit();
+        self.more.push(new_shard);
         self.split += 1;
         if self.split == 1 << self.level {
             self.level += 1;
             self.split = 0;
         }
-        debug_assert_eq!(self.shards.len(), (1 << self.level) + self.split);
+        debug_assert_eq!(self.shard_count(), (1 << self.level) + self.split);
     }
 }
 
@@ -393,10 +417,13 @@ mod tests {
         for i in 0..count {
             assert_eq!(map.insert(Bytes::from(format!("key:{i}")), i), None);
         }
-        let shards = map.buckets.shards.len();
+        let shards = map.buckets.shard_count();
         // Split one at a time: never more shards than the hashes call for, nor fewer.
         assert_eq!(shards, count.div_ceil(SHARD_HASHES_MAX));
-        let largest = map.buckets.shards.iter().map(|s| s.len()).max().unwrap();
+        let largest = (0..shards)
+            .map(|i| map.buckets.shard(i).len())
+            .max()
+            .unwrap();
         assert!(largest <= 3 * SHARD_HASHES_MAX, "a shard of {largest}");
         for i in (0..count).step_by(7) {
             assert_eq!(map.get(format!("key:{i}").as_bytes()), Some(&i));
