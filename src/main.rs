@@ -54,6 +54,11 @@ enum Commands {
         /// Size at which a WAL segment is closed and a new one started, in bytes.
         #[arg(long, default_value_t = 64 * 1024 * 1024)]
         wal_segment_bytes_max: u64,
+        /// Most memory, in bytes, the replicated log may hold for a node that is down or
+        /// behind; past it the oldest entries leave memory, and the leader reads them back
+        /// from its WAL when that node returns.
+        #[arg(long, default_value_t = 64 * 1024 * 1024)]
+        log_memory_max: usize,
         /// Event-loop threads for connections and the core. 1 (the default) runs them all on
         /// one thread, as Redis does; 0 means one per core.
         #[arg(long, default_value_t = 1)]
@@ -132,6 +137,7 @@ fn main() -> ExitCode {
             client_query_buffer_limit,
             client_output_buffer_limit,
             wal_segment_bytes_max,
+            log_memory_max,
             threads,
             cluster,
             cluster_secret_file,
@@ -158,6 +164,7 @@ fn main() -> ExitCode {
                 client_query_buffer_limit,
                 client_output_buffer_limit,
                 segment_bytes_max: wal_segment_bytes_max,
+                log_memory_bytes_max: log_memory_max,
                 rejoin,
                 ..NodeConfig::default()
             };

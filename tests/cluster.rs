@@ -21,10 +21,16 @@ struct Cluster {
     dirs: Vec<PathBuf>,
     nodes: Vec<Option<Node>>,
     members: String,
+    /// Flags every node starts with (restarts included).
+    flags: Vec<String>,
 }
 
 impl Cluster {
     fn start(name: &str) -> Cluster {
+        Cluster::start_with(name, &[])
+    }
+
+    fn start_with(name: &str, flags: &[&str]) -> Cluster {
         let ports = common::free_cluster_ports();
         let members = ports
             .iter()
@@ -38,6 +44,7 @@ impl Cluster {
             dirs,
             nodes: vec![None, None, None],
             members,
+            flags: flags.iter().map(|f| f.to_string()).collect(),
         };
         for i in 0..3 {
             cluster.start_node(i);
@@ -52,6 +59,7 @@ impl Cluster {
 
     fn start_node_with(&mut self, i: usize, extra: &[&str]) {
         let mut args = vec!["--cluster", &self.members];
+        args.extend(self.flags.iter().map(String::as_str));
         args.extend_from_slice(extra);
         let node = Node::try_start_on(&self.dirs[i], self.ports[i], &args)
             .unwrap_or_else(|e| panic!("node {} did not start:\n{e}", i + 1));
@@ -233,6 +241,52 @@ fn a_stopped_follower_catches_up_when_it_restarts() {
     for i in 0..50 {
         assert_eq!(raw.cmd(&["GET", &format!("c{i}")]), bulk(&i.to_string()));
     }
+}
+
+#[test]
+fn a_follower_away_past_the_log_memory_bound_catches_up_from_the_wal() {
+    const BOUND_BYTES: u64 = 20_000;
+    let mut cluster = Cluster::start_with(
+        "cluster-log-bound",
+        &["--log-memory-max", &BOUND_BYTES.to_string()],
+    );
+    let leader = cluster.leader().unwrap();
+    let follower = (leader + 1) % 3;
+    cluster.kill(follower);
+    // About 300 bytes of log each: several times the bound in all.
+    let value = "v".repeat(100);
+    let mut raw = Raw::connect(cluster.ports[leader]);
+    for i in 0..400 {
+        assert_eq!(
+            raw.cmd(&["SET", &format!("b{i}"), &format!("{i}{value}")]),
+            Frame::ok()
+        );
+    }
+    let port = cluster.ports[leader];
+    let held = replication_field(port, "quorum_log_bytes_in_memory").unwrap();
+    assert!(held <= BOUND_BYTES, "the leader holds {held} bytes of log");
+    assert!(replication_field(port, "quorum_log_entries_dropped_over_bound").unwrap() > 0);
+    let wal_reads = |cluster: &Cluster| -> u64 {
+        cluster
+            .ports
+            .iter()
+            .filter_map(|p| replication_field(*p, "quorum_log_reads_from_wal"))
+            .sum()
+    };
+    let reads_before = wal_reads(&cluster);
+    cluster.start_node(follower);
+    cluster.wait_for_leader(Duration::from_secs(20));
+    let mut raw = Raw::connect(cluster.ports[follower]);
+    for i in 0..400 {
+        assert_eq!(
+            raw.cmd(&["GET", &format!("b{i}")]),
+            bulk(&format!("{i}{value}"))
+        );
+    }
+    assert!(
+        wal_reads(&cluster) > reads_before,
+        "what the follower lacked came from the leader's WAL"
+    );
 }
 
 /// What a client of the failover test saw.

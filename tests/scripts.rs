@@ -7,8 +7,8 @@
 //! `----`; then the output.
 //!
 //! Commands:
-//! - `cluster N [max-append=K] [seed=S]`: a new cluster; nothing ticks on its own, messages
-//!   take 1 ms, fsyncs 0 ms.
+//! - `cluster N [max-append=K] [seed=S] [log-memory=BYTES]`: a new cluster; nothing ticks on
+//!   its own, messages take 1 ms, fsyncs 0 ms.
 //! - `advance MS`: the cluster's clock moves on (no tick is delivered).
 //! - `tick ID...`: those replicas get a tick at their clock's time.
 //! - `stabilize`: deliver every message and fsync until none is left.
@@ -17,7 +17,8 @@
 //! - `partition A B / C`: cut every link between the groups; `cut A B`: one way; `heal`.
 //! - `wait ID N TIMEOUT`: a client's WAIT at replica ID.
 //! - `crash ID`, `wipe ID` (crash and lose the disk), `restart ID`, `transfer FROM TO`,
-//!   `status`.
+//!   `status`, `memory` (each replica's log in memory: its first index and about how many
+//!   bytes it holds, entries dropped by the bound, WAL reads).
 
 use quorum::command::Command;
 use quorum::replica::{NodeId, Op, Request};
@@ -61,6 +62,7 @@ impl Driver {
                     match name {
                         "max-append" => config.replica.append_entries_max = value as usize,
                         "seed" => config.seed = value,
+                        "log-memory" => config.replica.log_memory_bytes_max = value as usize,
                         _ => panic!("unknown option {name}"),
                     }
                 }
@@ -140,6 +142,19 @@ impl Driver {
                 self.cluster().transfer_leader(pair[0], pair[1]);
             }
             "status" => extra.push(self.cluster().describe()),
+            "memory" => {
+                for id in self.cluster().ids() {
+                    if let Some(r) = self.cluster().replica(id) {
+                        extra.push(format!(
+                            "{id}: first_in_memory={} bytes={} dropped_over_bound={} wal_reads={}",
+                            r.first_index(),
+                            r.log_bytes_in_memory(),
+                            r.stats.log_entries_dropped_over_bound,
+                            r.stats.log_reads
+                        ));
+                    }
+                }
+            }
             other => panic!("unknown command {other}"),
         }
         let cluster = self.cluster();

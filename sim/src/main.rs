@@ -348,8 +348,18 @@ mod driver {
             ran as f64 / wall,
             simulated_ms as f64 / 1000.0 / wall
         );
-        let faults: Vec<String> = totals.iter().map(|(k, n)| format!("{k}={n}")).collect();
-        println!("faults injected: {}", faults.join(", "));
+        let (core, faults): (Vec<_>, Vec<_>) = totals
+            .iter()
+            .partition(|(k, _)| k.starts_with(crate::world::CORE_EVENT));
+        let list = |items: Vec<(&String, &u64)>| {
+            items
+                .iter()
+                .map(|(k, n)| format!("{}={n}", k.trim_start_matches(crate::world::CORE_EVENT)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!("faults injected: {}", list(faults));
+        println!("core events: {}", list(core));
         println!(
             "operations checked {operations}, linearizability inconclusive on {inconclusive} seeds, violations {failures}"
         );

@@ -40,7 +40,15 @@ pub struct WorldState {
     trace: u64,
     pub steps: u64,
     pub messages_sent: u64,
+    /// Per node: its core's counters of log entries read back from its WAL and dropped over
+    /// the memory bound, as last seen, and the start they belong to (a restart counts anew).
+    core_counts: Vec<(u64, u64, u64)>,
 }
+
+/// Prefix of the counters in `WorldState::faults` that are the core's doing, not faults.
+pub const CORE_EVENT: &str = "(core) ";
+const WAL_READS: &str = "(core) WAL reads for a follower";
+const DROPPED_OVER_BOUND: &str = "(core) entries dropped over the memory bound";
 
 pub struct World {
     pub seed: u64,
@@ -86,6 +94,7 @@ impl World {
                 trace: seed,
                 steps: 0,
                 messages_sent: 0,
+                core_counts: vec![(0, 0, 0); nodes],
             }),
         }
     }
@@ -203,6 +212,21 @@ impl NodeHooks for World {
         ]);
         let mut state = self.lock();
         state.steps += 1;
+        let node = replica.id() as usize - 1;
+        let start = state.starts[node];
+        let (reads, dropped) = (
+            replica.stats.log_reads,
+            replica.stats.log_entries_dropped_over_bound,
+        );
+        let (seen_reads, seen_dropped, seen_start) = state.core_counts[node];
+        let (seen_reads, seen_dropped) = if seen_start == start {
+            (seen_reads, seen_dropped)
+        } else {
+            (0, 0)
+        };
+        state.core_counts[node] = (reads, dropped, start);
+        *state.faults.entry(WAL_READS).or_default() += reads - seen_reads;
+        *state.faults.entry(DROPPED_OVER_BOUND).or_default() += dropped - seen_dropped;
         if state.violation.is_some() {
             return;
         }

@@ -42,6 +42,8 @@ pub struct NodeConfig {
     /// Most reply bytes waiting for one client; beyond it the client is disconnected.
     pub client_output_buffer_limit: usize,
     pub segment_bytes_max: u64,
+    /// See `ReplicaConfig::log_memory_bytes_max`.
+    pub log_memory_bytes_max: usize,
     /// Event loop frequency for timers and active expiry, as Redis's `hz`.
     pub hz: u32,
     /// Every node's client address (`host:port`), this one included, in the same order on
@@ -147,6 +149,7 @@ impl Default for NodeConfig {
             client_query_buffer_limit: 1024 * 1024 * 1024,
             client_output_buffer_limit: 1024 * 1024 * 1024,
             segment_bytes_max: 64 * 1024 * 1024,
+            log_memory_bytes_max: 64 * 1024 * 1024,
             hz: 10,
             cluster: Vec::new(),
             cluster_secret: None,
@@ -349,6 +352,7 @@ pub async fn run_with(
         voters: membership.voters.clone(),
         seed: env.seed,
         recovering,
+        log_memory_bytes_max: config.log_memory_bytes_max,
         keyspace_limits: crate::keyspace::KeyspaceLimits {
             string_len_max: config.proto_max_bulk_len,
         },

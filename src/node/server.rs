@@ -117,6 +117,10 @@ pub struct CoreSnapshot {
     /// Entries read back from the WAL for followers that lacked them: reads done, failed.
     pub log_reads: u64,
     pub log_reads_failed: u64,
+    /// About how much memory the log's entries hold, and how many entries the bound on it
+    /// dropped before every replica was known to hold them.
+    pub log_bytes_in_memory: usize,
+    pub log_entries_dropped_over_bound: u64,
 }
 
 impl CoreSnapshot {
@@ -139,6 +143,8 @@ impl CoreSnapshot {
             first_index_in_memory: replica.first_index(),
             log_reads: replica.stats.log_reads,
             log_reads_failed: replica.stats.log_reads_failed,
+            log_bytes_in_memory: replica.log_bytes_in_memory(),
+            log_entries_dropped_over_bound: replica.stats.log_entries_dropped_over_bound,
         }
     }
 }
@@ -648,7 +654,7 @@ fn replication_section(w: &mut String, shared: &Shared, core: &CoreSnapshot) {
     }
     let _ = write!(
         w,
-        "master_repl_offset:{}\r\nquorum_node_id:{}\r\nquorum_role:{:?}\r\nquorum_term:{}\r\nquorum_leader_id:{}\r\nquorum_commit_index:{}\r\nquorum_applied_index:{}\r\nquorum_last_index:{}\r\nquorum_cluster_size:{}\r\nquorum_first_index_in_memory:{}\r\nquorum_log_reads_from_wal:{}\r\nquorum_log_reads_from_wal_failed:{}\r\n",
+        "master_repl_offset:{}\r\nquorum_node_id:{}\r\nquorum_role:{:?}\r\nquorum_term:{}\r\nquorum_leader_id:{}\r\nquorum_commit_index:{}\r\nquorum_applied_index:{}\r\nquorum_last_index:{}\r\nquorum_cluster_size:{}\r\nquorum_first_index_in_memory:{}\r\nquorum_log_reads_from_wal:{}\r\nquorum_log_reads_from_wal_failed:{}\r\nquorum_log_bytes_in_memory:{}\r\nquorum_log_entries_dropped_over_bound:{}\r\n",
         core.commit_index,
         core.id,
         core.role,
@@ -661,6 +667,8 @@ fn replication_section(w: &mut String, shared: &Shared, core: &CoreSnapshot) {
         core.first_index_in_memory,
         core.log_reads,
         core.log_reads_failed,
+        core.log_bytes_in_memory,
+        core.log_entries_dropped_over_bound,
     );
 }
 

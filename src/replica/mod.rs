@@ -195,6 +195,12 @@ pub struct ReplicaConfig {
     /// leader without an entry committed with its help (PAR, FAST'18). Ignored for a single
     /// voter, which has no one to catch up from.
     pub recovering: bool,
+    /// The most memory (by `raft_log::memory_bytes`) the log may hold for a replica that is
+    /// down or behind. Past it the oldest applied entries leave memory even though that
+    /// replica lacks them, and should it come back, the leader reads them back from its WAL.
+    /// Without it a follower that is down would cost the others memory in proportion to the
+    /// writes made meanwhile.
+    pub log_memory_bytes_max: usize,
 }
 
 impl Default for ReplicaConfig {
@@ -211,6 +217,7 @@ impl Default for ReplicaConfig {
             expiry_batch_keys: 64,
             keyspace_limits: KeyspaceLimits::default(),
             recovering: false,
+            log_memory_bytes_max: 64 * 1024 * 1024,
         }
     }
 }
@@ -260,6 +267,9 @@ pub struct ReplicaStats {
     /// WAL reads for followers that lacked entries dropped from memory: done, and failed.
     pub log_reads: u64,
     pub log_reads_failed: u64,
+    /// Entries dropped from memory by `ReplicaConfig::log_memory_bytes_max` before every
+    /// replica was known to hold them.
+    pub log_entries_dropped_over_bound: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -557,7 +567,9 @@ impl Replica {
 
     /// Drops from memory the applied entries every replica holds durably: nobody needs them
     /// from this replica's memory any more. (A replica whose disk later loses them gets them
-    /// from a leader's WAL: `Output::ReadLog`.) A single voter drops each entry as it applies it.
+    /// from a leader's WAL: `Output::ReadLog`.) Past `log_memory_bytes_max`, applied entries
+    /// leave memory even if some replica lacks them (it is down, or behind), oldest first; it
+    /// too gets them from the WAL. A single voter drops each entry as it applies it.
     fn compact_log(&mut self) {
         if self.is_single_voter() {
             return;
@@ -568,8 +580,8 @@ impl Replica {
             self.held_by_all = self.held_by_all.max(held);
         }
         // Never past what this replica applied and made durable itself (those are the
-        // entries a failed persist would write again), nor what a follower that lost entries
-        // still needs.
+        // entries a failed persist would write again), nor what a follower that lacked
+        // dropped entries is being sent from memory now.
         let needed = self.leader_state.as_ref().and_then(|leader| {
             leader
                 .peers
@@ -578,13 +590,19 @@ impl Replica {
                 .map(|p| p.match_index)
                 .min()
         });
-        let to = self
-            .held_by_all
-            .min(self.applied_index)
+        let limit = self
+            .applied_index
             .min(self.persisted_index)
             .min(needed.unwrap_or(u64::MAX));
+        let to = self.held_by_all.min(limit);
         if to > self.log.compacted_index() {
             self.log.compact_to(to);
+        }
+        if self.log.bytes() > self.config.log_memory_bytes_max {
+            let before = self.log.compacted_index();
+            self.log
+                .compact_to_fit(limit, self.config.log_memory_bytes_max);
+            self.stats.log_entries_dropped_over_bound += self.log.compacted_index() - before;
         }
     }
 
@@ -975,6 +993,12 @@ impl Replica {
     pub fn first_index(&self) -> u64 {
         self.log.first_index()
     }
+
+    /// About how much memory the log's entries in memory hold (`raft_log::memory_bytes`).
+    pub fn log_bytes_in_memory(&self) -> usize {
+        self.log.bytes()
+    }
+
     /// On a leader, each follower's matched index (what it holds durably, as far as the
     /// leader knows); empty elsewhere.
     pub fn follower_matches(&self) -> Vec<(NodeId, u64)> {

@@ -1,16 +1,48 @@
 //! The replica's log in memory: entries after a compacted prefix, with their terms.
 
-use crate::log::LogEntry;
+use crate::log::{EntryPayload, LogEntry};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 #[derive(Default)]
 pub struct RaftLog {
-    /// The index of the last entry dropped from memory (0: none). Only entries every replica
-    /// has applied are dropped.
+    /// The index of the last entry dropped from memory (0: none). Only applied entries are
+    /// dropped (see `Replica::compact_log` for which).
     compacted_index: u64,
     compacted_term: u64,
     entries: VecDeque<Arc<LogEntry>>,
+    /// What the entries in memory hold, by [`memory_bytes`].
+    bytes: usize,
+}
+
+/// About how much memory an entry holds: its arguments, their handles, and the entry's own
+/// header. An estimate (allocators round up), for the bound on the log in memory.
+pub fn memory_bytes(entry: &LogEntry) -> usize {
+    // The entry, its payload and their reference counts.
+    const ENTRY_BYTES: usize = 128;
+    const ARG_BYTES: usize = std::mem::size_of::<bytes::Bytes>();
+    // A watched key's handle, database and version; a queued command's database and vector.
+    const WATCH_BYTES: usize = 48;
+    const QUEUED_BYTES: usize = 32;
+    let args = |argv: &[bytes::Bytes]| argv.iter().map(|a| a.len() + ARG_BYTES).sum::<usize>();
+    ENTRY_BYTES
+        + match entry.payload.as_ref() {
+            EntryPayload::Noop => 0,
+            EntryPayload::Command { argv, .. } => args(argv),
+            EntryPayload::Transaction { watches, commands } => {
+                watches
+                    .iter()
+                    .map(|w| w.key.len() + WATCH_BYTES)
+                    .sum::<usize>()
+                    + commands
+                        .iter()
+                        .map(|(_, argv)| args(argv) + QUEUED_BYTES)
+                        .sum::<usize>()
+            }
+            EntryPayload::Expire { keys } => {
+                keys.iter().map(|(_, k)| k.len() + ARG_BYTES + 8).sum()
+            }
+        }
 }
 
 impl RaftLog {
@@ -47,6 +79,7 @@ impl RaftLog {
     pub fn push(&mut self, entry: Arc<LogEntry>) {
         assert_eq!(entry.index, self.last_index() + 1, "the log grows by one");
         assert!(entry.term >= self.last_term(), "terms never decrease");
+        self.bytes += memory_bytes(&entry);
         self.entries.push_back(entry);
     }
 
@@ -56,8 +89,11 @@ impl RaftLog {
             index > self.compacted_index,
             "compacted entries are applied"
         );
-        self.entries
-            .truncate((index - self.compacted_index - 1) as usize);
+        let keep = (index - self.compacted_index - 1) as usize;
+        for entry in self.entries.range(keep.min(self.entries.len())..) {
+            self.bytes -= memory_bytes(entry);
+        }
+        self.entries.truncate(keep);
     }
 
     /// Entries `from..=to`, clones of the shared pointers.
@@ -67,13 +103,28 @@ impl RaftLog {
 
     /// Forgets entries up to `index` (they are applied everywhere they are needed).
     pub fn compact_to(&mut self, index: u64) {
-        while self.compacted_index < index {
-            let Some(entry) = self.entries.pop_front() else {
-                break;
-            };
-            self.compacted_index = entry.index;
-            self.compacted_term = entry.term;
-        }
+        while self.compacted_index < index && self.pop_front() {}
+    }
+
+    /// Forgets the oldest entries, never past `index`, until the rest hold at most
+    /// `bytes_max`.
+    pub fn compact_to_fit(&mut self, index: u64, bytes_max: usize) {
+        while self.bytes > bytes_max && self.compacted_index < index && self.pop_front() {}
+    }
+
+    fn pop_front(&mut self) -> bool {
+        let Some(entry) = self.entries.pop_front() else {
+            return false;
+        };
+        self.bytes -= memory_bytes(&entry);
+        self.compacted_index = entry.index;
+        self.compacted_term = entry.term;
+        true
+    }
+
+    /// About how much memory the entries in memory take (see [`memory_bytes`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// The last entry dropped from memory (0: none).
@@ -103,6 +154,7 @@ impl RaftLog {
             assert_eq!(entry.index, index, "the prefix is contiguous");
         }
         for entry in older.into_iter().rev() {
+            self.bytes += memory_bytes(&entry);
             self.entries.push_front(entry);
         }
         self.compacted_index = compacted_index;
@@ -174,6 +226,61 @@ mod tests {
             2,
             "never before what is held"
         );
+    }
+
+    /// A log whose entry `i` (from 1) is a SET with a value of `sizes[i - 1]` bytes.
+    fn log_of_sizes(sizes: &[usize]) -> RaftLog {
+        let mut log = RaftLog::default();
+        for (i, &size) in sizes.iter().enumerate() {
+            log.push(Arc::new(LogEntry {
+                index: i as u64 + 1,
+                term: 1,
+                ts_ms: 0,
+                origin: None,
+                payload: std::sync::Arc::new(EntryPayload::Command {
+                    db: 0,
+                    argv: vec![
+                        bytes::Bytes::from_static(b"SET"),
+                        bytes::Bytes::from(format!("k{i}")),
+                        bytes::Bytes::from(vec![b'v'; size]),
+                    ],
+                }),
+            }));
+        }
+        log
+    }
+
+    fn counted(log: &RaftLog) -> usize {
+        log.iter().map(|e| memory_bytes(e)).sum()
+    }
+
+    #[test]
+    fn the_bytes_held_follow_every_change_and_the_bound_drops_the_oldest_first() {
+        let sizes = [10, 1000, 20, 3000, 5, 400, 70];
+        let whole = log_of_sizes(&sizes);
+        let mut log = log_of_sizes(&sizes);
+        assert_eq!(log.bytes(), counted(&log));
+        assert!(memory_bytes(log.get(2).unwrap()) > 1000);
+        log.truncate_from(7);
+        assert_eq!((log.bytes(), log.last_index()), (counted(&log), 6));
+        log.compact_to(1);
+        assert_eq!(log.bytes(), counted(&log));
+        // Never past the limit index, however far over the bound.
+        log.compact_to_fit(2, 0);
+        assert_eq!(log.compacted_index(), 2);
+        assert_eq!(log.bytes(), counted(&log));
+        // Oldest first, only as far as the bound needs: dropping entry 3 is not enough,
+        // dropping entry 4 (3000 bytes of value) is.
+        let bound = counted(&log) - memory_bytes(log.get(3).unwrap()) - 1;
+        log.compact_to_fit(6, bound);
+        assert_eq!(log.compacted_index(), 4);
+        assert!(log.bytes() <= bound);
+        assert_eq!(log.bytes(), counted(&log));
+        // Already under the bound: nothing goes.
+        log.compact_to_fit(6, bound);
+        assert_eq!(log.compacted_index(), 4);
+        log.restore_prefix(1, 1, whole.slice(2, 4));
+        assert_eq!((log.first_index(), log.bytes()), (2, counted(&log)));
     }
 
     #[test]

@@ -371,7 +371,12 @@ impl Replica {
                     progress.next_index = progress.next_index.max(match_index + 1);
                 }
                 progress.in_flight.retain(|last| *last > match_index);
-                if progress.match_index >= self.held_by_all {
+                // Caught up with what every replica holds, and what it still lacks fits in
+                // memory (else the bound would drop it again before it is sent, and each
+                // append would need another read of the WAL).
+                if progress.match_index >= self.held_by_all
+                    && self.log.bytes() <= self.config.log_memory_bytes_max
+                {
                     progress.lacks_compacted = false;
                 }
                 self.advance_commit();

@@ -186,6 +186,9 @@ impl ClusterConfig {
                 election_timeout_ms: 300,
                 heartbeat_interval_ms: 50,
                 request_timeout_ms: 3_000,
+                // Small, so that a replica that is down or cut off makes the others drop
+                // entries it lacks and read them back from their WALs for it.
+                log_memory_bytes_max: 8 * 1024,
                 ..ReplicaConfig::default()
             },
             tick_ms: 10,
