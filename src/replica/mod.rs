@@ -162,8 +162,9 @@ pub enum Output {
         response: Response,
     },
     /// Read the entries `from..=to` back from the WAL and hand them in as `Input::LogRead`.
-    /// Rare: a leader asks when a follower lacks entries that every replica once held, and
-    /// that were dropped from memory (its disk was replaced, or its log cut).
+    /// A leader asks when a follower lacks entries dropped from memory: every replica once
+    /// held them (its disk was replaced, or its log cut), or it was away long enough for the
+    /// bound on the log in memory to drop them.
     ReadLog {
         from: u64,
         to: u64,

@@ -24,7 +24,8 @@ pub(super) struct Progress {
     /// Heard from since the last check-quorum.
     pub active: bool,
     /// It refused an append that assumed it holds everything this leader dropped from memory
-    /// (its disk lost entries): it needs entries read back from the WAL.
+    /// (its disk lost entries, or it was away while the memory bound dropped them): it needs
+    /// entries read back from the WAL, and those stay in memory until it has them.
     pub lacks_compacted: bool,
 }
 
@@ -400,12 +401,13 @@ impl Replica {
                 let compacted = self.log.compacted_index();
                 if progress.next_index <= compacted {
                     if prev_index <= compacted {
-                        // It refused even the entries every replica held: its disk lost them.
+                        // It refused even the first entry in memory: it lacks what was dropped
+                        // before (its disk lost it, or it was away past the memory bound).
                         progress.lacks_compacted = true;
                     } else {
-                        // A hint into what every replica held (the first index of a term that
-                        // began there, say): first try from the first entry in memory, which
-                        // costs a round trip, not a read of the whole WAL.
+                        // A hint into what was dropped from memory (the first index of a term
+                        // that began there, say): first try from the first entry in memory,
+                        // which costs a round trip, not a read of the WAL.
                         progress.next_index = compacted + 1;
                     }
                 }
@@ -465,6 +467,12 @@ impl Replica {
             // timeout steps down, so a partitioned leader stops taking writes and reads.
             let active = 1 + leader.peers.values().filter(|p| p.active).count();
             for progress in leader.peers.values_mut() {
+                // A follower silent for an election timeout (down again, or cut off) no
+                // longer holds the entries read back for it in memory: should it return,
+                // it is refused and read for again.
+                if !progress.active {
+                    progress.lacks_compacted = false;
+                }
                 progress.active = false;
             }
             leader.check_quorum_due_ms = now_ms + election_ms;

@@ -121,7 +121,8 @@ struct Scanned {
     scans: Result<Vec<recovery::SegmentScan>, Corruption>,
 }
 
-fn scan_dir(disk: &dyn Disk, dir: &Path) -> Result<Scanned, WalError> {
+/// The names of the WAL's segment files, in log order.
+fn segment_names(disk: &dyn Disk, dir: &Path) -> Result<Vec<String>, WalError> {
     let mut names: Vec<String> = disk
         .list(dir)
         .map_err(io_error(dir))?
@@ -129,6 +130,11 @@ fn scan_dir(disk: &dyn Disk, dir: &Path) -> Result<Scanned, WalError> {
         .filter(|n| n.ends_with(SEGMENT_SUFFIX))
         .collect();
     names.sort();
+    Ok(names)
+}
+
+fn scan_dir(disk: &dyn Disk, dir: &Path) -> Result<Scanned, WalError> {
+    let names = segment_names(disk, dir)?;
     let mut contents = Vec::with_capacity(names.len());
     for name in &names {
         let path = dir.join(name);
@@ -196,17 +202,31 @@ impl EntriesBetween {
 /// Reads the entries `from..=to` of the log the WAL in `dir` holds, changing nothing: for a
 /// follower that lacks entries its leader no longer keeps in memory. Safe while a writer
 /// appends: what it reads past the last complete record is left out, as a torn tail would be.
+/// One segment is in memory at a time: a read costs a segment and the entries asked for, not
+/// the whole WAL.
 pub fn read_entries(
     disk: &dyn Disk,
     dir: &Path,
     from: u64,
     to: u64,
 ) -> Result<Vec<crate::log::LogEntry>, WalError> {
-    let scanned = scan_dir(disk, dir)?;
-    let scans = scanned.scans?;
+    let names = segment_names(disk, dir)?;
     let mut replay = EntriesBetween::new(from, to);
-    let segments = (&scanned.names[..], &scanned.contents[..]);
-    decode_records(dir, segments, &scans, |record| replay.push(record))?;
+    let mut previous = None;
+    for (i, name) in names.iter().enumerate() {
+        let path = dir.join(name);
+        let bytes = disk.read(&path).map_err(io_error(&path))?;
+        let image = SegmentImage {
+            name: path.display().to_string(),
+            bytes: &bytes,
+        };
+        let scan = recovery::scan_after(previous.as_ref(), &image, i + 1 == names.len())?;
+        let segment = (std::slice::from_ref(name), std::slice::from_ref(&bytes));
+        decode_records(dir, segment, std::slice::from_ref(&scan), |record| {
+            replay.push(record)
+        })?;
+        previous = Some(scan);
+    }
     Ok(replay.kept)
 }
 

@@ -155,25 +155,35 @@ pub struct SegmentImage<'a> {
 pub fn scan_all(segments: &[SegmentImage]) -> Result<Vec<SegmentScan>, Corruption> {
     let mut scans: Vec<SegmentScan> = Vec::with_capacity(segments.len());
     for (i, segment) in segments.iter().enumerate() {
-        let is_last = i + 1 == segments.len();
-        let scan = scan_segment(segment.bytes, is_last).map_err(|(offset, kind)| Corruption {
-            file: segment.name.clone(),
-            offset,
-            kind,
-        })?;
-        if let Some(previous) = scans.last().filter(|p| scan.seq != p.seq + 1) {
-            return Err(Corruption {
-                file: segment.name.clone(),
-                offset: 0,
-                kind: CorruptionKind::MissingSegment {
-                    expected: previous.seq + 1,
-                    found: scan.seq,
-                },
-            });
-        }
+        let scan = scan_after(scans.last(), segment, i + 1 == segments.len())?;
         scans.push(scan);
     }
     Ok(scans)
+}
+
+/// Scans one segment of a sequence: `previous` is the scan of the segment before it (none for
+/// the first), and only the last segment may end in a torn tail.
+pub fn scan_after(
+    previous: Option<&SegmentScan>,
+    segment: &SegmentImage,
+    is_last: bool,
+) -> Result<SegmentScan, Corruption> {
+    let scan = scan_segment(segment.bytes, is_last).map_err(|(offset, kind)| Corruption {
+        file: segment.name.clone(),
+        offset,
+        kind,
+    })?;
+    if let Some(previous) = previous.filter(|p| scan.seq != p.seq + 1) {
+        return Err(Corruption {
+            file: segment.name.clone(),
+            offset: 0,
+            kind: CorruptionKind::MissingSegment {
+                expected: previous.seq + 1,
+                found: scan.seq,
+            },
+        });
+    }
+    Ok(scan)
 }
 
 #[cfg(test)]
