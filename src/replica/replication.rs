@@ -210,6 +210,15 @@ impl Replica {
         if self.role != Role::Leader || prev_index >= compacted {
             return;
         }
+        let wanted = self
+            .leader_state
+            .as_ref()
+            .is_some_and(|leader| leader.peers.values().any(|p| p.lacks_compacted));
+        if !wanted {
+            // The follower it was for went silent meanwhile (the bound may have moved the
+            // compacted index on since): not a failed read, just one nobody needs now.
+            return;
+        }
         let from = prev_index.max(1);
         let whole = entries.first().is_some_and(|e| e.index == from)
             && entries.iter().zip(from..).all(|(e, i)| e.index == i)
@@ -462,6 +471,7 @@ impl Replica {
         let election_ms = self.config.election_timeout_ms;
         let majority = self.majority();
         let leader = self.leader_state.as_mut().unwrap();
+        let mut unflagged = false;
         if now_ms >= leader.check_quorum_due_ms {
             // Check-quorum: a leader that a majority has not answered within an election
             // timeout steps down, so a partitioned leader stops taking writes and reads.
@@ -470,8 +480,9 @@ impl Replica {
                 // A follower silent for an election timeout (down again, or cut off) no
                 // longer holds the entries read back for it in memory: should it return,
                 // it is refused and read for again.
-                if !progress.active {
+                if !progress.active && progress.lacks_compacted {
                     progress.lacks_compacted = false;
+                    unflagged = true;
                 }
                 progress.active = false;
             }
@@ -482,6 +493,11 @@ impl Replica {
                 return;
             }
         }
+        if unflagged {
+            // Before this tick's heartbeats, which would send those entries again.
+            self.compact_log();
+        }
+        let leader = self.leader_state.as_mut().unwrap();
         if leader
             .transfer
             .is_some_and(|(_, deadline_ms)| now_ms >= deadline_ms)
