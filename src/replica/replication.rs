@@ -25,7 +25,8 @@ pub(super) struct Progress {
     pub active: bool,
     /// It refused an append that assumed it holds everything this leader dropped from memory
     /// (its disk lost entries, or it was away while the memory bound dropped them): it needs
-    /// entries read back from the WAL, and those stay in memory until it has them.
+    /// entries read back from the WAL, and those stay in memory until it is within the bound
+    /// again, or silent for an election timeout.
     pub lacks_compacted: bool,
 }
 
