@@ -281,6 +281,10 @@ fn server_commands_answer_in_redis_shapes() {
         raw.cmd(&["CONFIG", "GET", "maxclients"]),
         Frame::Array(vec![bulk("maxclients"), bulk("10000")])
     );
+    assert_eq!(
+        raw.cmd(&["CONFIG", "GET", "log-memory-max"]),
+        Frame::Array(vec![bulk("log-memory-max"), bulk("67108864")])
+    );
     assert_eq!(raw.cmd(&["CONFIG", "SET", "maxclients", "50"]), Frame::ok());
     assert_eq!(
         raw.cmd(&["CONFIG", "SET", "port", "1"]),

@@ -279,6 +279,7 @@ fn config_params(shared: &Shared) -> Vec<(&'static str, String, bool)> {
             c.segment_bytes_max.to_string(),
             false,
         ),
+        ("log-memory-max", c.log_memory_bytes_max.to_string(), false),
     ]
 }
 
