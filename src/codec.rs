@@ -132,6 +132,16 @@ pub fn decode_wal_record(bytes: &[u8]) -> Result<WalRecord, DecodeError> {
     Ok(postcard::from_bytes(bytes)?)
 }
 
+/// The index of the entry a WAL record holds, read without decoding the rest; `None` for a
+/// record of another kind (or one that does not begin like an entry).
+pub fn entry_record_index(bytes: &[u8]) -> Option<u64> {
+    let mut input = Input { bytes, at: 0 };
+    if input.varint_u32() != Ok(WAL_RECORD_ENTRY as u32) {
+        return None;
+    }
+    input.varint().ok()
+}
+
 /// The entry decoder, to the same specification as [`put_entry`]: it accepts exactly what
 /// postcard's serde decoder accepts and decodes it to the same value (trailing bytes
 /// ignored, as `postcard::from_bytes` does; a test compares both on arbitrary bytes). It

@@ -45,6 +45,40 @@ pub struct LogEntry {
     pub payload: Arc<EntryPayload>,
 }
 
+impl LogEntry {
+    /// About how much memory the entry holds: its arguments, their handles, and the entry's
+    /// own header. An estimate (allocators round up), for the bounds on entries in memory
+    /// (`ReplicaConfig::log_memory_bytes_max`).
+    pub fn memory_bytes(&self) -> usize {
+        // The entry, its payload and their reference counts.
+        const ENTRY_BYTES: usize = 128;
+        const ARG_BYTES: usize = std::mem::size_of::<Bytes>();
+        // A watched key's handle, database and version; a queued command's database and
+        // vector.
+        const WATCH_BYTES: usize = 48;
+        const QUEUED_BYTES: usize = 32;
+        let args = |argv: &[Bytes]| argv.iter().map(|a| a.len() + ARG_BYTES).sum::<usize>();
+        ENTRY_BYTES
+            + match self.payload.as_ref() {
+                EntryPayload::Noop => 0,
+                EntryPayload::Command { argv, .. } => args(argv),
+                EntryPayload::Transaction { watches, commands } => {
+                    watches
+                        .iter()
+                        .map(|w| w.key.len() + WATCH_BYTES)
+                        .sum::<usize>()
+                        + commands
+                            .iter()
+                            .map(|(_, argv)| args(argv) + QUEUED_BYTES)
+                            .sum::<usize>()
+                }
+                EntryPayload::Expire { keys } => {
+                    keys.iter().map(|(_, k)| k.len() + ARG_BYTES + 8).sum()
+                }
+            }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum EntryPayload {
     /// Appended by a new leader to commit entries of earlier terms.

@@ -56,8 +56,8 @@ enum Commands {
         wal_segment_bytes_max: u64,
         /// Most memory, in bytes, the replicated log may hold for a node that is down or
         /// behind; past it the oldest entries leave memory, and the leader reads them back
-        /// from its WAL when that node returns.
-        #[arg(long, default_value_t = 64 * 1024 * 1024)]
+        /// from its WAL when that node returns, half this much at a time. At least 1 MB.
+        #[arg(long, default_value_t = 64 * 1024 * 1024, value_parser = parse_log_memory_max)]
         log_memory_max: usize,
         /// Event-loop threads for connections and the core. 1 (the default) runs them all on
         /// one thread, as Redis does; 0 means one per core.
@@ -110,6 +110,22 @@ enum Commands {
         #[arg(long)]
         truncate_at_corruption: bool,
     },
+}
+
+/// The smallest `--log-memory-max`: below it a follower that falls behind would be caught up
+/// a few entries per read of the WAL.
+const LOG_MEMORY_MAX_MIN: usize = 1024 * 1024;
+
+fn parse_log_memory_max(value: &str) -> Result<usize, String> {
+    let bytes: usize = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number of bytes"))?;
+    if bytes < LOG_MEMORY_MAX_MIN {
+        return Err(format!(
+            "{bytes} is below the minimum of {LOG_MEMORY_MAX_MIN} bytes (1 MB)"
+        ));
+    }
+    Ok(bytes)
 }
 
 fn main() -> ExitCode {

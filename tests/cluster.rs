@@ -243,9 +243,33 @@ fn a_stopped_follower_catches_up_when_it_restarts() {
     }
 }
 
+/// Sends `count` commands made by `command`, 100 at a time, and checks each reply with
+/// `check` (its number, the reply).
+fn pipelined(
+    raw: &mut Raw,
+    count: usize,
+    command: impl Fn(usize) -> Vec<String>,
+    check: impl Fn(usize, Frame),
+) {
+    for start in (0..count).step_by(100) {
+        let end = (start + 100).min(count);
+        let mut out = Vec::new();
+        for i in start..end {
+            let args = command(i);
+            let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+            resp::encode_request(&args, &mut out);
+        }
+        raw.send(&out);
+        for i in start..end {
+            check(i, raw.read().expect("a reply"));
+        }
+    }
+}
+
 #[test]
 fn a_follower_away_past_the_log_memory_bound_catches_up_from_the_wal() {
-    const BOUND_BYTES: u64 = 20_000;
+    // The smallest bound the flag takes.
+    const BOUND_BYTES: u64 = 1024 * 1024;
     let mut cluster = Cluster::start_with(
         "cluster-log-bound",
         &["--log-memory-max", &BOUND_BYTES.to_string()],
@@ -253,15 +277,17 @@ fn a_follower_away_past_the_log_memory_bound_catches_up_from_the_wal() {
     let leader = cluster.leader().unwrap();
     let follower = (leader + 1) % 3;
     cluster.kill(follower);
-    // About 300 bytes of log each: several times the bound in all.
-    let value = "v".repeat(100);
+    // About 1.2 KB of log each, over nine times the bound in all: more than the leader's
+    // memory and its appends queued for the follower while it is away hold.
+    let value = "v".repeat(1000);
+    let writes = 8000;
     let mut raw = Raw::connect(cluster.ports[leader]);
-    for i in 0..400 {
-        assert_eq!(
-            raw.cmd(&["SET", &format!("b{i}"), &format!("{i}{value}")]),
-            Frame::ok()
-        );
-    }
+    pipelined(
+        &mut raw,
+        writes,
+        |i| vec![format!("SET"), format!("b{i}"), format!("{i}{value}")],
+        |_, reply| assert_eq!(reply, Frame::ok()),
+    );
     let port = cluster.ports[leader];
     let held = replication_field(port, "quorum_log_bytes_in_memory").unwrap();
     assert!(held <= BOUND_BYTES, "the leader holds {held} bytes of log");
@@ -277,16 +303,34 @@ fn a_follower_away_past_the_log_memory_bound_catches_up_from_the_wal() {
     cluster.start_node(follower);
     cluster.wait_for_leader(Duration::from_secs(20));
     let mut raw = Raw::connect(cluster.ports[follower]);
-    for i in 0..400 {
-        assert_eq!(
-            raw.cmd(&["GET", &format!("b{i}")]),
-            bulk(&format!("{i}{value}"))
-        );
-    }
-    assert!(
-        wal_reads(&cluster) > reads_before,
-        "what the follower lacked came from the leader's WAL"
+    pipelined(
+        &mut raw,
+        writes,
+        |i| vec![format!("GET"), format!("b{i}")],
+        |i, reply| assert_eq!(reply, bulk(&format!("{i}{value}"))),
     );
+    // What it lacked beyond the leader's memory, over twice the bound, came from the
+    // leader's WAL in pieces of half the bound.
+    let reads = wal_reads(&cluster) - reads_before;
+    println!("the follower was caught up with {reads} reads of the leader's WAL");
+    assert!(reads >= 3, "{reads} reads of the WAL");
+    // Caught up: no node holds any of it in memory any more.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let held: Vec<Option<u64>> = cluster
+            .ports
+            .iter()
+            .map(|p| replication_field(*p, "quorum_catch_up_bytes_in_memory"))
+            .collect();
+        if held.iter().all(|h| *h == Some(0)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still held after catch-up: {held:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// What a client of the failover test saw.

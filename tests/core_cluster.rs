@@ -7,7 +7,7 @@
 //! A failure prints the seed and the command that replays it. Seeds that once failed are
 //! listed in `REGRESSIONS` and always run.
 
-use quorum::testing::workload::{ScenarioConfig, run_scenario};
+use quorum::testing::workload::{ScenarioConfig, ScenarioReport, run_scenario};
 
 /// (replicas, seed) of runs that once failed, fixed since; they run on every `cargo test`.
 const REGRESSIONS: &[(usize, u64)] = &[
@@ -34,10 +34,10 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn run(replicas: usize, seed: u64) -> Result<(), String> {
+fn run(replicas: usize, seed: u64) -> Result<ScenarioReport, String> {
     let config = ScenarioConfig::new(replicas, seed);
     match run_scenario(&config) {
-        Ok(_) => Ok(()),
+        Ok(report) => Ok(report),
         Err(violation) => Err(format!(
             "{violation}\n  replay: QUORUM_CORE_REPLICAS={replicas} QUORUM_CORE_SEED={seed} cargo test --features testing --test core_cluster replay_one -- --nocapture"
         )),
@@ -49,12 +49,19 @@ fn random_faults_keep_every_invariant() {
     let cases = env_u64("QUORUM_CORE_CASES", 300);
     let first = env_u64("QUORUM_CORE_SEED", 1);
     let mut failures = Vec::new();
+    let (mut log_reads, mut cut_short) = (0, 0);
     for case in 0..cases {
         let seed = first + case;
         let replicas = if case % 2 == 0 { 3 } else { 5 };
-        if let Err(failure) = run(replicas, seed) {
-            eprintln!("FAILED seed {seed} ({replicas} replicas): {failure}");
-            failures.push(failure);
+        match run(replicas, seed) {
+            Ok(report) => {
+                log_reads += report.log_reads;
+                cut_short += report.log_reads_cut_short;
+            }
+            Err(failure) => {
+                eprintln!("FAILED seed {seed} ({replicas} replicas): {failure}");
+                failures.push(failure);
+            }
         }
     }
     assert!(
@@ -63,6 +70,15 @@ fn random_faults_keep_every_invariant() {
         failures.len(),
         failures.join("\n")
     );
+    println!("{cases} runs: {log_reads} WAL reads for followers, {cut_short} of them a piece");
+    // Half the runs bound the log in memory tightly: followers that fall behind must be
+    // caught up from the WAL, a piece at a time, under the faults.
+    if cases >= 100 {
+        assert!(
+            cut_short > 0,
+            "no run caught a follower up from the WAL in pieces ({log_reads} reads)"
+        );
+    }
 }
 
 #[test]

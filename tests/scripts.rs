@@ -18,7 +18,8 @@
 //! - `wait ID N TIMEOUT`: a client's WAIT at replica ID.
 //! - `crash ID`, `wipe ID` (crash and lose the disk), `restart ID`, `transfer FROM TO`,
 //!   `status`, `memory` (each replica's log in memory: its first index and about how many
-//!   bytes it holds, entries dropped by the bound, WAL reads).
+//!   bytes it holds, entries dropped by the bound, WAL reads, and the bytes a leader holds of
+//!   the piece it read back).
 
 use quorum::command::Command;
 use quorum::replica::{NodeId, Op, Request};
@@ -146,11 +147,12 @@ impl Driver {
                 for id in self.cluster().ids() {
                     if let Some(r) = self.cluster().replica(id) {
                         extra.push(format!(
-                            "{id}: first_in_memory={} bytes={} dropped_over_bound={} wal_reads={}",
+                            "{id}: first_in_memory={} bytes={} dropped_over_bound={} wal_reads={} catch_up_bytes={}",
                             r.first_index(),
                             r.log_bytes_in_memory(),
                             r.stats.log_entries_dropped_over_bound,
-                            r.stats.log_reads
+                            r.stats.log_reads,
+                            r.catch_up_bytes_in_memory()
                         ));
                     }
                 }

@@ -387,7 +387,13 @@ pub async fn run_with(
             cluster_id: membership.cluster_id,
             secret: config.cluster_secret.clone(),
         };
-        Some(peer::start(setup, bus, events_tx.clone()))
+        Some(peer::start(
+            setup,
+            bus,
+            events_tx.clone(),
+            peer::queue_bytes_max(config.log_memory_bytes_max),
+            shared.stats.peer_messages_dropped.clone(),
+        ))
     };
     // Only a single node's writes trickle in one step at a time: a cluster's leader and
     // followers hand the writer a whole append at once (see `Replica::flush`).
@@ -743,16 +749,16 @@ struct LogReader {
 }
 
 impl LogReader {
-    fn read(&self, from: u64, to: u64) {
+    fn read(&self, from: u64, to: u64, bytes_max: usize) {
         let (disk, dir, events) = (self.disk.clone(), self.dir.clone(), self.events.clone());
         let read = move || {
-            let entries = match crate::wal::read_entries(disk.as_ref(), &dir, from, to) {
+            let entries = match crate::wal::read_entries(disk.as_ref(), &dir, from, to, bytes_max) {
                 Ok(entries) => {
                     tracing::info!(
                         from,
+                        through = entries.last().map_or(0, |e| e.index),
                         to,
-                        read = entries.len(),
-                        "read entries back from the WAL for a follower that lacks them"
+                        "read a piece of the log back from the WAL for a follower that lacks it"
                     );
                     entries.into_iter().map(Arc::new).collect()
                 }
@@ -831,7 +837,11 @@ impl Drain {
                     id,
                     response,
                 } => replies.entry(client).or_default().push((id, response)),
-                Output::ReadLog { from, to } => self.log_reader.read(from, to),
+                Output::ReadLog {
+                    from,
+                    to,
+                    bytes_max,
+                } => self.log_reader.read(from, to, bytes_max),
             }
         }
         while let Some((client, batch)) = replies.pop_first() {

@@ -3,8 +3,9 @@
 //! ids, and, when the cluster has a secret, a challenge-response in both directions (HMAC-SHA256
 //! of both nonces and both ids: the secret never travels).
 //!
-//! Each peer has a bounded send queue: a slow or dead peer costs bounded memory, and what is
-//! dropped Raft sends again. Reads and writes have application-level timeouts, since a
+//! Each peer has a bounded send queue, in messages and in the bytes of log entries they hold
+//! ([`queue_bytes_max`]): a slow or dead peer costs bounded memory, and what is dropped Raft
+//! sends again. Reads and writes have application-level timeouts, since a
 //! partition may only stall TCP. Bad input (garbage, another version, another cluster, a wrong
 //! secret, an oversized frame, a checksum failure, an undecodable message) closes that
 //! connection with a log line, and never reaches the core. The transport makes no protocol
@@ -19,7 +20,7 @@ use sha2::Sha256;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -27,6 +28,20 @@ use tokio::sync::mpsc;
 
 /// Messages queued for one peer before new ones are dropped.
 const SEND_QUEUE_MESSAGES: usize = 4096;
+/// What a message costs in a send queue besides the entries it carries.
+const MESSAGE_BYTES: usize = 64;
+/// The least a send queue may hold: the appends a leader keeps in flight to one follower
+/// (8 of up to 256 entries) must fit, for writes of a few hundred bytes, or a follower
+/// catching up would see most of them dropped and wait for a heartbeat each time.
+const QUEUE_BYTES_MIN: usize = 4 * 1024 * 1024;
+
+/// How much one peer's send queue may hold, for a node with `--log-memory-max` of
+/// `log_memory_bytes_max`: a quarter of it (16 MB by default), and at least 4 MB. While a
+/// peer is down its queue fills with messages it will never get in time (they hold log
+/// entries the log in memory let go of); this is what bounds them.
+pub fn queue_bytes_max(log_memory_bytes_max: usize) -> usize {
+    (log_memory_bytes_max / 4).max(QUEUE_BYTES_MIN)
+}
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bytes asked of the socket per read once connected: a burst of frames arrives in one read.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -55,8 +70,45 @@ pub struct PeerSetup {
 
 /// The core loop's handle: queues to each peer.
 pub struct Peers {
-    queues: BTreeMap<NodeId, mpsc::Sender<Message>>,
-    pub dropped: Arc<AtomicU64>,
+    queues: BTreeMap<NodeId, SendQueue>,
+}
+
+/// One peer's send queue, and about how much memory the messages in it hold.
+#[derive(Clone)]
+struct SendQueue {
+    tx: mpsc::Sender<(Message, usize)>,
+    bytes: Arc<AtomicUsize>,
+    bytes_max: usize,
+    dropped: Arc<AtomicU64>,
+}
+
+/// About how much memory a queued message holds: the log entries it carries, which it keeps
+/// alive after the log in memory let go of them (`LogEntry::memory_bytes`).
+fn queued_bytes(message: &Message) -> usize {
+    MESSAGE_BYTES
+        + match message {
+            Message::Append { entries, .. } => entries.iter().map(|e| e.memory_bytes()).sum(),
+            _ => 0,
+        }
+}
+
+impl SendQueue {
+    /// Queues a message, unless the queue is full or would hold more than `bytes_max` with
+    /// it (one message always fits in an empty queue). A dropped message is Raft's to send
+    /// again.
+    fn push(&self, message: Message) {
+        let bytes = queued_bytes(&message);
+        let held = self.bytes.load(Ordering::Relaxed);
+        if held > 0 && held + bytes > self.bytes_max {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if self.tx.try_send((message, bytes)).is_err() {
+            self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Peers {
@@ -66,9 +118,7 @@ impl Peers {
             tracing::warn!(to, "a message for a node that is not a peer");
             return;
         };
-        if queue.try_send(message).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        queue.push(message);
     }
 
     /// Queues a message after `delay` (the simulation's delayed, duplicated and reordered
@@ -80,21 +130,22 @@ impl Peers {
         let Some(queue) = self.queues.get(&to).cloned() else {
             return;
         };
-        let dropped = self.dropped.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            if queue.try_send(message).is_err() {
-                dropped.fetch_add(1, Ordering::Relaxed);
-            }
+            queue.push(message);
         });
     }
 }
 
-/// Starts the transport: the acceptor on `listener`, and one link task per peer.
+/// Starts the transport: the acceptor on `listener`, and one link task per peer, each with a
+/// send queue that holds at most about `queue_bytes_max` of messages. Messages dropped at a
+/// full queue are counted in `dropped`.
 pub(crate) fn start(
     setup: PeerSetup,
     listener: TcpListener,
     events: mpsc::UnboundedSender<Event>,
+    queue_bytes_max: usize,
+    dropped: Arc<AtomicU64>,
 ) -> Peers {
     let setup = Arc::new(setup);
     let mut queues = BTreeMap::new();
@@ -102,14 +153,41 @@ pub(crate) fn start(
     for &peer in setup.peers.keys() {
         let (tx, rx) = mpsc::channel(SEND_QUEUE_MESSAGES);
         let (in_tx, in_rx) = mpsc::channel::<TcpStream>(4);
-        queues.insert(peer, tx);
+        let bytes = Arc::new(AtomicUsize::new(0));
+        queues.insert(
+            peer,
+            SendQueue {
+                tx,
+                bytes: bytes.clone(),
+                bytes_max: queue_bytes_max,
+                dropped: dropped.clone(),
+            },
+        );
         inbound.insert(peer, in_tx);
-        tokio::spawn(link(setup.clone(), peer, rx, in_rx, events.clone()));
+        let queue = QueueReceiver { rx, bytes };
+        tokio::spawn(link(setup.clone(), peer, queue, in_rx, events.clone()));
     }
     tokio::spawn(accept_loop(setup, listener, inbound));
-    Peers {
-        queues,
-        dropped: Arc::new(AtomicU64::new(0)),
+    Peers { queues }
+}
+
+/// The link's end of a send queue: what it takes out no longer counts against the bound.
+struct QueueReceiver {
+    rx: mpsc::Receiver<(Message, usize)>,
+    bytes: Arc<AtomicUsize>,
+}
+
+impl QueueReceiver {
+    async fn recv(&mut self) -> Option<Message> {
+        let (message, bytes) = self.rx.recv().await?;
+        self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+        Some(message)
+    }
+
+    fn try_recv(&mut self) -> Option<Message> {
+        let (message, bytes) = self.rx.try_recv().ok()?;
+        self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+        Some(message)
     }
 }
 
@@ -410,7 +488,7 @@ async fn accept_loop(
 async fn link(
     setup: Arc<PeerSetup>,
     peer: NodeId,
-    mut queue: mpsc::Receiver<Message>,
+    mut queue: QueueReceiver,
     mut inbound: mpsc::Receiver<TcpStream>,
     events: mpsc::UnboundedSender<Event>,
 ) {
@@ -487,7 +565,7 @@ async fn link(
                     codec::encode_message_frame(&message, &mut out);
                     // Whatever else is queued goes in the same write.
                     while out.len() < WRITE_BATCH_BYTES_MAX {
-                        let Ok(message) = queue.try_recv() else { break };
+                        let Some(message) = queue.try_recv() else { break };
                         codec::encode_message_frame(&message, &mut out);
                     }
                     if let Err(e) = write_frames(&mut write_half, &out).await {

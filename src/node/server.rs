@@ -50,6 +50,8 @@ pub struct ServerStats {
     pub connections_rejected: AtomicU64,
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
+    /// Messages to peers dropped at a full send queue (Raft sends them again).
+    pub peer_messages_dropped: Arc<AtomicU64>,
 }
 
 pub struct Shared {
@@ -121,6 +123,8 @@ pub struct CoreSnapshot {
     /// dropped before every replica was known to hold them.
     pub log_bytes_in_memory: usize,
     pub log_entries_dropped_over_bound: u64,
+    /// About how much memory the piece of the log read back for lagging followers holds.
+    pub catch_up_bytes_in_memory: usize,
 }
 
 impl CoreSnapshot {
@@ -145,6 +149,7 @@ impl CoreSnapshot {
             log_reads_failed: replica.stats.log_reads_failed,
             log_bytes_in_memory: replica.log_bytes_in_memory(),
             log_entries_dropped_over_bound: replica.stats.log_entries_dropped_over_bound,
+            catch_up_bytes_in_memory: replica.catch_up_bytes_in_memory(),
         }
     }
 }
@@ -655,7 +660,7 @@ fn replication_section(w: &mut String, shared: &Shared, core: &CoreSnapshot) {
     }
     let _ = write!(
         w,
-        "master_repl_offset:{}\r\nquorum_node_id:{}\r\nquorum_role:{:?}\r\nquorum_term:{}\r\nquorum_leader_id:{}\r\nquorum_commit_index:{}\r\nquorum_applied_index:{}\r\nquorum_last_index:{}\r\nquorum_cluster_size:{}\r\nquorum_first_index_in_memory:{}\r\nquorum_log_reads_from_wal:{}\r\nquorum_log_reads_from_wal_failed:{}\r\nquorum_log_bytes_in_memory:{}\r\nquorum_log_entries_dropped_over_bound:{}\r\n",
+        "master_repl_offset:{}\r\nquorum_node_id:{}\r\nquorum_role:{:?}\r\nquorum_term:{}\r\nquorum_leader_id:{}\r\nquorum_commit_index:{}\r\nquorum_applied_index:{}\r\nquorum_last_index:{}\r\nquorum_cluster_size:{}\r\nquorum_first_index_in_memory:{}\r\nquorum_log_reads_from_wal:{}\r\nquorum_log_reads_from_wal_failed:{}\r\nquorum_log_bytes_in_memory:{}\r\nquorum_log_entries_dropped_over_bound:{}\r\nquorum_catch_up_bytes_in_memory:{}\r\nquorum_peer_messages_dropped:{}\r\n",
         core.commit_index,
         core.id,
         core.role,
@@ -670,6 +675,8 @@ fn replication_section(w: &mut String, shared: &Shared, core: &CoreSnapshot) {
         core.log_reads_failed,
         core.log_bytes_in_memory,
         core.log_entries_dropped_over_bound,
+        core.catch_up_bytes_in_memory,
+        shared.stats.peer_messages_dropped.load(Ordering::Relaxed),
     );
 }
 

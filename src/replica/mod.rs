@@ -43,6 +43,7 @@
 //! (a write that never left this replica, a read). A write that was proposed or forwarded and
 //! is still not applied when its time is up gets `-UNKNOWN`: it may yet take effect.
 
+mod catch_up;
 mod clients;
 mod election;
 pub mod message;
@@ -123,8 +124,8 @@ pub enum Input {
     TransferLeader {
         to: NodeId,
     },
-    /// The entries an `Output::ReadLog` asked for, read back from the WAL in order; empty if
-    /// the read failed.
+    /// The entries an `Output::ReadLog` asked for (or the first of them, up to its
+    /// `bytes_max`), read back from the WAL in order; empty if the read failed.
     LogRead {
         entries: Vec<Arc<LogEntry>>,
     },
@@ -161,13 +162,16 @@ pub enum Output {
         id: u64,
         response: Response,
     },
-    /// Read the entries `from..=to` back from the WAL and hand them in as `Input::LogRead`.
-    /// A leader asks when a follower lacks entries dropped from memory: every replica once
-    /// held them (its disk was replaced, or its log cut), or it was away long enough for the
-    /// bound on the log in memory to drop them.
+    /// Read the entries `from..=to` back from the WAL and hand them in as `Input::LogRead`,
+    /// stopping short of `to` where they would hold more than `bytes_max` of memory (by
+    /// `LogEntry::memory_bytes`; always at least the first two). A leader asks when a
+    /// follower lacks entries dropped from memory: every replica once held them (its disk was
+    /// replaced, or its log cut), or it was away long enough for the bound on the log in
+    /// memory to drop them. It is sent them a piece at a time.
     ReadLog {
         from: u64,
         to: u64,
+        bytes_max: usize,
     },
 }
 
@@ -196,11 +200,11 @@ pub struct ReplicaConfig {
     /// leader without an entry committed with its help (PAR, FAST'18). Ignored for a single
     /// voter, which has no one to catch up from.
     pub recovering: bool,
-    /// The most memory (by `raft_log::memory_bytes`) the log may hold for a replica that is
+    /// The most memory (by `LogEntry::memory_bytes`) the log may hold for a replica that is
     /// down or behind. Past it the oldest applied entries leave memory even though that
-    /// replica lacks them, and should it come back, the leader reads them back from its WAL.
-    /// Without it a follower that is down would cost the others memory in proportion to the
-    /// writes made meanwhile.
+    /// replica lacks them, and should it come back, the leader reads them back from its WAL,
+    /// half this much at a time. Without it a follower that is down would cost the others
+    /// memory in proportion to the writes made meanwhile.
     pub log_memory_bytes_max: usize,
 }
 
@@ -334,8 +338,8 @@ pub struct Replica {
     /// Every replica holds the log durably up to here (the leader works it out from what its
     /// followers acknowledged, and tells them): applied entries up to here leave memory.
     held_by_all: u64,
-    /// A WAL read asked for and not answered yet: the index that becomes the compacted index
-    /// when its entries are put back in memory.
+    /// A WAL read asked for and not answered yet: the index after which its entries are
+    /// needed (the read starts at it, for its term).
     log_read: Option<u64>,
     /// No WAL read before this time (after a failed one).
     log_read_after_ms: u64,
@@ -581,20 +585,9 @@ impl Replica {
             self.held_by_all = self.held_by_all.max(held);
         }
         // Never past what this replica applied and made durable itself (those are the
-        // entries a failed persist would write again), nor what a follower that lacked
-        // dropped entries is being sent from memory now.
-        let needed = self.leader_state.as_ref().and_then(|leader| {
-            leader
-                .peers
-                .values()
-                .filter(|p| p.lacks_compacted)
-                .map(|p| p.match_index)
-                .min()
-        });
-        let limit = self
-            .applied_index
-            .min(self.persisted_index)
-            .min(needed.unwrap_or(u64::MAX));
+        // entries a failed persist would write again). A follower that lacks what is dropped
+        // is sent it from the WAL, a piece at a time (`LeaderState::catch_up`).
+        let limit = self.applied_index.min(self.persisted_index);
         let to = self.held_by_all.min(limit);
         if to > self.log.compacted_index() {
             self.log.compact_to(to);
@@ -995,9 +988,18 @@ impl Replica {
         self.log.first_index()
     }
 
-    /// About how much memory the log's entries in memory hold (`raft_log::memory_bytes`).
+    /// About how much memory the log's entries in memory hold (`LogEntry::memory_bytes`).
     pub fn log_bytes_in_memory(&self) -> usize {
         self.log.bytes()
+    }
+
+    /// About how much memory the entries read back from the WAL for a follower that lacks
+    /// them hold (on a leader; see `LeaderState::catch_up`).
+    pub fn catch_up_bytes_in_memory(&self) -> usize {
+        self.leader_state
+            .as_ref()
+            .and_then(|leader| leader.catch_up.as_ref())
+            .map_or(0, |window| window.bytes())
     }
 
     /// On a leader, each follower's matched index (what it holds durably, as far as the

@@ -1,6 +1,6 @@
 //! The replica's log in memory: entries after a compacted prefix, with their terms.
 
-use crate::log::{EntryPayload, LogEntry};
+use crate::log::LogEntry;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -11,38 +11,8 @@ pub struct RaftLog {
     compacted_index: u64,
     compacted_term: u64,
     entries: VecDeque<Arc<LogEntry>>,
-    /// What the entries in memory hold, by [`memory_bytes`].
+    /// What the entries in memory hold, by [`LogEntry::memory_bytes`].
     bytes: usize,
-}
-
-/// About how much memory an entry holds: its arguments, their handles, and the entry's own
-/// header. An estimate (allocators round up), for the bound on the log in memory.
-pub fn memory_bytes(entry: &LogEntry) -> usize {
-    // The entry, its payload and their reference counts.
-    const ENTRY_BYTES: usize = 128;
-    const ARG_BYTES: usize = std::mem::size_of::<bytes::Bytes>();
-    // A watched key's handle, database and version; a queued command's database and vector.
-    const WATCH_BYTES: usize = 48;
-    const QUEUED_BYTES: usize = 32;
-    let args = |argv: &[bytes::Bytes]| argv.iter().map(|a| a.len() + ARG_BYTES).sum::<usize>();
-    ENTRY_BYTES
-        + match entry.payload.as_ref() {
-            EntryPayload::Noop => 0,
-            EntryPayload::Command { argv, .. } => args(argv),
-            EntryPayload::Transaction { watches, commands } => {
-                watches
-                    .iter()
-                    .map(|w| w.key.len() + WATCH_BYTES)
-                    .sum::<usize>()
-                    + commands
-                        .iter()
-                        .map(|(_, argv)| args(argv) + QUEUED_BYTES)
-                        .sum::<usize>()
-            }
-            EntryPayload::Expire { keys } => {
-                keys.iter().map(|(_, k)| k.len() + ARG_BYTES + 8).sum()
-            }
-        }
 }
 
 impl RaftLog {
@@ -79,7 +49,7 @@ impl RaftLog {
     pub fn push(&mut self, entry: Arc<LogEntry>) {
         assert_eq!(entry.index, self.last_index() + 1, "the log grows by one");
         assert!(entry.term >= self.last_term(), "terms never decrease");
-        self.bytes += memory_bytes(&entry);
+        self.bytes += entry.memory_bytes();
         self.entries.push_back(entry);
     }
 
@@ -91,7 +61,7 @@ impl RaftLog {
         );
         let keep = (index - self.compacted_index - 1) as usize;
         for entry in self.entries.range(keep.min(self.entries.len())..) {
-            self.bytes -= memory_bytes(entry);
+            self.bytes -= entry.memory_bytes();
         }
         self.entries.truncate(keep);
     }
@@ -116,13 +86,13 @@ impl RaftLog {
         let Some(entry) = self.entries.pop_front() else {
             return false;
         };
-        self.bytes -= memory_bytes(&entry);
+        self.bytes -= entry.memory_bytes();
         self.compacted_index = entry.index;
         self.compacted_term = entry.term;
         true
     }
 
-    /// About how much memory the entries in memory take (see [`memory_bytes`]).
+    /// About how much memory the entries in memory take (see [`LogEntry::memory_bytes`]).
     pub fn bytes(&self) -> usize {
         self.bytes
     }
@@ -130,35 +100,6 @@ impl RaftLog {
     /// The last entry dropped from memory (0: none).
     pub fn compacted_index(&self) -> u64 {
         self.compacted_index
-    }
-
-    /// Puts entries read back from the WAL in front of those in memory: `older` runs from
-    /// `compacted_index + 1` up to the current compacted index, and `compacted_term` is the
-    /// term of the entry at `compacted_index`.
-    pub fn restore_prefix(
-        &mut self,
-        compacted_index: u64,
-        compacted_term: u64,
-        older: Vec<Arc<LogEntry>>,
-    ) {
-        assert!(
-            compacted_index <= self.compacted_index,
-            "a prefix only grows the log"
-        );
-        assert_eq!(
-            older.len() as u64,
-            self.compacted_index - compacted_index,
-            "the prefix joins the entries in memory"
-        );
-        for (entry, index) in older.iter().zip(compacted_index + 1..) {
-            assert_eq!(entry.index, index, "the prefix is contiguous");
-        }
-        for entry in older.into_iter().rev() {
-            self.bytes += memory_bytes(&entry);
-            self.entries.push_front(entry);
-        }
-        self.compacted_index = compacted_index;
-        self.compacted_term = compacted_term;
     }
 
     /// The first index of the term of the entry at `index` (for fast back-off).
@@ -251,16 +192,15 @@ mod tests {
     }
 
     fn counted(log: &RaftLog) -> usize {
-        log.iter().map(|e| memory_bytes(e)).sum()
+        log.iter().map(|e| e.memory_bytes()).sum()
     }
 
     #[test]
     fn the_bytes_held_follow_every_change_and_the_bound_drops_the_oldest_first() {
         let sizes = [10, 1000, 20, 3000, 5, 400, 70];
-        let whole = log_of_sizes(&sizes);
         let mut log = log_of_sizes(&sizes);
         assert_eq!(log.bytes(), counted(&log));
-        assert!(memory_bytes(log.get(2).unwrap()) > 1000);
+        assert!(log.get(2).unwrap().memory_bytes() > 1000);
         log.truncate_from(7);
         assert_eq!((log.bytes(), log.last_index()), (counted(&log), 6));
         log.compact_to(1);
@@ -271,7 +211,7 @@ mod tests {
         assert_eq!(log.bytes(), counted(&log));
         // Oldest first, only as far as the bound needs: dropping entry 3 is not enough,
         // dropping entry 4 (3000 bytes of value) is.
-        let bound = counted(&log) - memory_bytes(log.get(3).unwrap()) - 1;
+        let bound = counted(&log) - log.get(3).unwrap().memory_bytes() - 1;
         log.compact_to_fit(6, bound);
         assert_eq!(log.compacted_index(), 4);
         assert!(log.bytes() <= bound);
@@ -279,26 +219,5 @@ mod tests {
         // Already under the bound: nothing goes.
         log.compact_to_fit(6, bound);
         assert_eq!(log.compacted_index(), 4);
-        log.restore_prefix(1, 1, whole.slice(2, 4));
-        assert_eq!((log.first_index(), log.bytes()), (2, counted(&log)));
-    }
-
-    #[test]
-    fn a_prefix_read_back_restores_what_compaction_dropped() {
-        let whole = log_of_terms(&[1, 1, 2, 2, 3]);
-        let mut log = log_of_terms(&[1, 1, 2, 2, 3]);
-        log.compact_to(4);
-        assert_eq!(
-            (log.first_index(), log.term_at(4), log.term_at(3)),
-            (5, Some(2), None)
-        );
-        // Entries 2..=4 come back; entry 1's term stands for the new compacted index.
-        log.restore_prefix(1, 1, whole.slice(2, 4));
-        assert_eq!(log.first_index(), 2);
-        assert_eq!(log.term_at(1), Some(1));
-        for index in 2..=5 {
-            assert_eq!(log.get(index), whole.get(index));
-        }
-        assert_eq!(log.last_index(), 5);
     }
 }

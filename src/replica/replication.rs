@@ -2,6 +2,7 @@
 //! conflict repair with fast back-off, commit on a majority's fsync, check-quorum, leader
 //! transfer, and forwarded writes.
 
+use super::catch_up::CatchUpWindow;
 use super::{AppendOutcome, Message, NodeId, Output, Proposal, Replica, Role};
 use crate::log::LogEntry;
 use std::collections::{BTreeMap, VecDeque};
@@ -24,9 +25,9 @@ pub(super) struct Progress {
     /// Heard from since the last check-quorum.
     pub active: bool,
     /// It refused an append that assumed it holds everything this leader dropped from memory
-    /// (its disk lost entries, or it was away while the memory bound dropped them): it needs
-    /// entries read back from the WAL, and those stay in memory until it is within the bound
-    /// again, or silent for an election timeout.
+    /// (its disk lost entries, or it was away while the memory bound dropped them): it is
+    /// sent entries read back from the WAL ([`LeaderState::catch_up`]) until it holds what
+    /// memory has, or is silent for an election timeout.
     pub lacks_compacted: bool,
 }
 
@@ -44,6 +45,10 @@ pub(super) struct LeaderState {
     pub commit_announced: u64,
     /// The last entry sent to any follower.
     pub sent_through: u64,
+    /// The piece of the log read back from the WAL last, for the followers that lack what
+    /// memory dropped: at most about half of `log_memory_bytes_max`, and let go of as they
+    /// acknowledge it. A follower sent all of it gets the next piece read.
+    pub catch_up: Option<CatchUpWindow>,
 }
 
 impl LeaderState {
@@ -73,6 +78,7 @@ impl LeaderState {
             transfer: None,
             commit_announced: 0,
             sent_through: 0,
+            catch_up: None,
         }
     }
 }
@@ -134,6 +140,8 @@ impl Replica {
             }
             let prev_index = progress.next_index - 1;
             let compacted = self.log.compacted_index();
+            // What it lacks comes from memory, or from the piece read back from the WAL.
+            let window = leader.catch_up.as_ref().filter(|w| w.covers(prev_index));
             if prev_index < compacted {
                 if !progress.lacks_compacted {
                     // Every replica held what this leader dropped from memory: assume this
@@ -141,28 +149,45 @@ impl Replica {
                     progress.next_index = compacted + 1;
                     continue;
                 }
-                // Only the WAL has what it lacks. Meanwhile a heartbeat still goes out, from
-                // the first entry in memory: refused, it still tells the follower who leads.
-                self.request_log_read(prev_index);
-                if !sent_any && heartbeat {
-                    let prev_term = self.log.term_at(compacted).unwrap();
-                    self.send_append(peer, compacted, prev_term, Vec::new());
+                if window.is_none() {
+                    // Only the WAL has what it lacks: the next piece, once it acknowledged
+                    // all of the piece it was sent (a lost append of that piece would need it
+                    // read again). Meanwhile a heartbeat still goes out, from the first entry
+                    // in memory: refused, it still tells the follower who leads.
+                    let acks_due = leader.catch_up.as_ref().is_some_and(|w| {
+                        w.last_index() == prev_index && progress.match_index < prev_index
+                    });
+                    if !acks_due {
+                        self.request_log_read(prev_index);
+                    }
+                    if !sent_any && heartbeat {
+                        let prev_term = self.log.term_at(compacted).unwrap();
+                        self.send_append(peer, compacted, prev_term, Vec::new());
+                    }
+                    return;
                 }
-                return;
             }
+            let window = window.filter(|_| prev_index < compacted);
             let entries: Vec<Arc<LogEntry>> = if room && has_entries {
-                let to = last_index.min(prev_index + self.config.append_entries_max as u64);
+                // From the window, up to its end; the next append goes on from memory, or
+                // from the next piece.
+                let end = window.map_or(last_index, |w| w.last_index().min(compacted));
+                let to = end.min(prev_index + self.config.append_entries_max as u64);
                 progress.next_index = to + 1;
                 progress.in_flight.push_back(to);
                 leader.sent_through = leader.sent_through.max(to);
-                self.log.slice(prev_index + 1, to)
+                match window {
+                    Some(window) => window.slice(prev_index + 1, to),
+                    None => self.log.slice(prev_index + 1, to),
+                }
             } else {
                 Vec::new()
             };
-            let prev_term = self
-                .log
-                .term_at(prev_index)
-                .expect("a leader holds its log from its compacted index on");
+            let prev_term = match window {
+                Some(window) => window.term_at(prev_index),
+                None => self.log.term_at(prev_index),
+            }
+            .expect("a leader holds its log from its compacted index on, and the window its own");
             self.send_append(peer, prev_index, prev_term, entries);
             sent_any = true;
         }
@@ -187,8 +212,9 @@ impl Replica {
         self.send(peer, message);
     }
 
-    /// Asks the adapter for the WAL's entries after `prev_index` up to the compacted index,
-    /// unless a read is under way (or failed less than a heartbeat ago).
+    /// Asks the adapter for the next piece of the WAL's entries after `prev_index` (up to the
+    /// compacted index, and half the memory bound), unless a read is under way (or failed
+    /// less than a heartbeat ago).
     fn request_log_read(&mut self, prev_index: u64) {
         if self.log_read.is_some() || self.now_ms < self.log_read_after_ms {
             return;
@@ -197,12 +223,14 @@ impl Replica {
         self.outputs.push_back(Output::ReadLog {
             from: prev_index.max(1),
             to: self.log.compacted_index(),
+            bytes_max: self.config.log_memory_bytes_max / 2,
         });
     }
 
-    /// Entries read back from the WAL: they go back in front of the log in memory, for the
-    /// followers that lack them. A read that came back short, or is no longer needed, is
-    /// dropped (and one that failed is not asked again for a heartbeat interval).
+    /// Entries read back from the WAL: the next piece for the followers that lack what
+    /// memory dropped, which are sent it at once. A read that came back wrong, or is no
+    /// longer needed, is dropped (and one that failed is not asked again for a heartbeat
+    /// interval).
     pub(super) fn on_log_read(&mut self, entries: Vec<Arc<LogEntry>>) {
         let Some(prev_index) = self.log_read.take() else {
             return;
@@ -220,23 +248,59 @@ impl Replica {
             // compacted index on since): not a failed read, just one nobody needs now.
             return;
         }
+        // From `from` on, one index after another, at least one entry after `prev_index`,
+        // none past the compacted index, and the same entry there as memory's.
         let from = prev_index.max(1);
-        let whole = entries.first().is_some_and(|e| e.index == from)
+        let last = entries.last().map_or(0, |e| e.index);
+        let sound = entries.first().is_some_and(|e| e.index == from)
             && entries.iter().zip(from..).all(|(e, i)| e.index == i)
-            && entries.len() as u64 > compacted - from
-            && entries[(compacted - from) as usize].term == self.log.term_at(compacted).unwrap();
-        if !whole {
+            && last > prev_index
+            && last <= compacted
+            && (last < compacted
+                || entries.last().unwrap().term == self.log.term_at(compacted).unwrap());
+        if !sound {
             self.stats.log_reads_failed += 1;
             self.log_read_after_ms = self.now_ms + self.config.heartbeat_interval_ms;
             return;
         }
         let prev_term = if prev_index == 0 { 0 } else { entries[0].term };
-        let older = entries
+        let piece = entries
             .into_iter()
-            .filter(|e| e.index > prev_index && e.index <= compacted)
+            .filter(|e| e.index > prev_index)
             .collect();
-        self.log.restore_prefix(prev_index, prev_term, older);
+        let leader = self.leader_state.as_mut().unwrap();
+        leader.catch_up = Some(CatchUpWindow::new(prev_index, prev_term, piece));
         self.stats.log_reads += 1;
+        let waiting: Vec<NodeId> = leader
+            .peers
+            .iter()
+            .filter(|(_, p)| p.lacks_compacted)
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in waiting {
+            self.send_appends(peer, false);
+        }
+    }
+
+    /// Lets go of the piece read back from the WAL as far as every follower that lacked it
+    /// holds it, and of all of it once none lacks anything memory dropped.
+    fn release_catch_up(&mut self) {
+        let compacted = self.log.compacted_index();
+        let leader = self.leader_state.as_mut().unwrap();
+        let needed_after = leader
+            .peers
+            .values()
+            .filter(|p| p.lacks_compacted)
+            .map(|p| p.match_index)
+            .min();
+        match needed_after {
+            None => leader.catch_up = None,
+            Some(index) => {
+                if let Some(window) = leader.catch_up.as_mut() {
+                    window.release_to(index.min(compacted));
+                }
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -382,14 +446,11 @@ impl Replica {
                     progress.next_index = progress.next_index.max(match_index + 1);
                 }
                 progress.in_flight.retain(|last| *last > match_index);
-                // Caught up with what every replica holds, and what it still lacks fits in
-                // memory (else the bound would drop it again before it is sent, and each
-                // append would need another read of the WAL).
-                if progress.match_index >= self.held_by_all
-                    && self.log.bytes() <= self.config.log_memory_bytes_max
-                {
+                // It holds everything memory dropped: what it lacks is in memory.
+                if progress.lacks_compacted && progress.match_index >= self.log.compacted_index() {
                     progress.lacks_compacted = false;
                 }
+                self.release_catch_up();
                 self.advance_commit();
                 self.check_waits();
                 self.continue_transfer();
@@ -479,8 +540,8 @@ impl Replica {
             let active = 1 + leader.peers.values().filter(|p| p.active).count();
             for progress in leader.peers.values_mut() {
                 // A follower silent for an election timeout (down again, or cut off) no
-                // longer holds the entries read back for it in memory: should it return,
-                // it is refused and read for again.
+                // longer holds the piece read back for it in memory: should it return, it is
+                // refused and read for again.
                 if !progress.active && progress.lacks_compacted {
                     progress.lacks_compacted = false;
                     unflagged = true;
@@ -495,8 +556,7 @@ impl Replica {
             }
         }
         if unflagged {
-            // Before this tick's heartbeats, which would send those entries again.
-            self.compact_log();
+            self.release_catch_up();
         }
         let leader = self.leader_state.as_mut().unwrap();
         if leader

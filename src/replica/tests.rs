@@ -906,16 +906,22 @@ fn entries_every_replica_holds_leave_memory_and_come_back_from_the_wal_for_one_t
     });
     let mut asked = None;
     while let Some(out) = r.poll_output() {
-        if let Output::ReadLog { from, to } = out {
-            asked = Some((from, to));
+        if let Output::ReadLog {
+            from,
+            to,
+            bytes_max,
+        } = out
+        {
+            asked = Some((from, to, bytes_max));
         }
     }
     assert_eq!(
         asked,
-        Some((1, 2)),
-        "the leader asks its WAL for what memory lacks"
+        Some((1, 2, ReplicaConfig::default().log_memory_bytes_max / 2)),
+        "the leader asks its WAL for what memory lacks, half the memory bound at a time"
     );
-    // The adapter reads them back; they go to replica 3.
+    // The adapter reads them back; they go to replica 3 at once, from the piece read back
+    // (the log in memory stays as it was).
     let from_wal = noops(1..=2, 1);
     let (sent, _) = step_durably(&mut r, Input::LogRead { entries: from_wal });
     assert!(
@@ -923,11 +929,17 @@ fn entries_every_replica_holds_leave_memory_and_come_back_from_the_wal_for_one_t
             && matches!(m, Message::Append { prev_index: 0, entries, .. } if entries.first().is_some_and(|e| e.index == 1))),
         "{sent:?}"
     );
-    assert_eq!(
-        r.first_index(),
-        1,
-        "held in memory while replica 3 lacks them"
+    assert_eq!(r.first_index(), 3);
+    assert!(r.catch_up_bytes_in_memory() > 0);
+    // Once replica 3 holds them, the piece leaves memory.
+    step_durably(
+        &mut r,
+        Input::Message {
+            from: 3,
+            message: accepted(3),
+        },
     );
+    assert_eq!(r.catch_up_bytes_in_memory(), 0);
 }
 
 #[test]

@@ -113,11 +113,11 @@ impl SimDisk {
         Ok((records, scan.valid_len))
     }
 
-    /// The entries `from..=to` the disk holds, for `Output::ReadLog`; none if it does not
-    /// decode.
-    fn entries(&self, from: u64, to: u64) -> Vec<LogEntry> {
+    /// The entries `from..=to` the disk holds (up to `bytes_max` of them), for
+    /// `Output::ReadLog`; none if it does not decode.
+    fn entries(&self, from: u64, to: u64, bytes_max: usize) -> Vec<LogEntry> {
         self.records().map_or(Vec::new(), |(records, _)| {
-            crate::wal::entries_between(records, from, to)
+            crate::wal::entries_between(records, from, to, bytes_max)
         })
     }
 }
@@ -221,6 +221,10 @@ pub struct Cluster {
     /// Script mode: a line per event, for golden files.
     pub transcript: Option<Vec<String>>,
     pub steps: u64,
+    /// `Output::ReadLog`s served (a leader reading entries back for a follower), and those
+    /// that stopped short of what was asked for at their `bytes_max` (a piece of the gap).
+    pub log_reads: u64,
+    pub log_reads_cut_short: u64,
 }
 
 impl Cluster {
@@ -243,6 +247,8 @@ impl Cluster {
             trace_hash: 0xcbf2_9ce4_8422_2325,
             transcript: None,
             steps: 0,
+            log_reads: 0,
+            log_reads_cut_short: 0,
             rng: Rng::new(rng.next_u64()),
             config,
         };
@@ -464,8 +470,16 @@ impl Cluster {
             match output {
                 Output::Persist(batch) => self.on_persist(id, batch),
                 Output::Send { to, message } => self.on_send(id, to, message),
-                Output::ReadLog { from, to } => {
-                    let entries = self.node(id).disk.entries(from, to);
+                Output::ReadLog {
+                    from,
+                    to,
+                    bytes_max,
+                } => {
+                    let entries = self.node(id).disk.entries(from, to, bytes_max);
+                    self.log_reads += 1;
+                    if entries.last().is_some_and(|e| e.index < to) {
+                        self.log_reads_cut_short += 1;
+                    }
                     self.mix(&[5, id, from, to, entries.len() as u64]);
                     self.note(|| format!("{id} reads entries {from}..={to} back from its WAL"));
                     let entries = entries.into_iter().map(Arc::new).collect();
@@ -704,7 +718,7 @@ impl Cluster {
         let first_in_memory = replica.first_index();
         let mut log = self.nodes[id as usize - 1]
             .disk
-            .entries(1, first_in_memory - 1);
+            .entries(1, first_in_memory - 1, usize::MAX);
         log.extend(
             (first_in_memory..=replica.last_index())
                 .filter_map(|i| replica.entry(i).map(|e| (**e).clone())),

@@ -56,6 +56,10 @@ pub struct ScenarioReport {
     pub trace_hash: u64,
     /// The linearizability search ran out of budget on some key.
     pub inconclusive: bool,
+    /// WAL reads for followers that lacked entries dropped from memory, and how many of
+    /// them were a piece of the gap (see `Cluster::log_reads`).
+    pub log_reads: u64,
+    pub log_reads_cut_short: u64,
 }
 
 struct InFlight {
@@ -516,6 +520,8 @@ fn drive(
     report.unknown = history.iter().filter(|o| o.completed_at.is_none()).count();
     report.steps = cluster.steps;
     report.trace_hash = cluster.trace_hash;
+    report.log_reads = cluster.log_reads;
+    report.log_reads_cut_short = cluster.log_reads_cut_short;
     Ok(report)
 }
 

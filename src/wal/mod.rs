@@ -158,60 +158,100 @@ fn scan_dir(disk: &dyn Disk, dir: &Path) -> Result<Scanned, WalError> {
 
 /// The log entries `from..=to` that `records` (a WAL's, in order) leave, replayed as recovery
 /// replays them: an entry replaces the log from its index on. Keeps only what is asked for
-/// in memory. Pure.
+/// in memory, and stops short of `to` where the entries kept would pass `bytes_max` (by
+/// [`LogEntry::memory_bytes`]; always at least the first two). Pure.
+///
+/// [`LogEntry::memory_bytes`]: crate::log::LogEntry::memory_bytes
 pub fn entries_between(
     records: impl IntoIterator<Item = WalRecord>,
     from: u64,
     to: u64,
+    bytes_max: usize,
 ) -> Vec<crate::log::LogEntry> {
-    let mut replay = EntriesBetween::new(from, to);
+    let mut replay = EntriesBetween::new(from, to, bytes_max);
     for record in records {
-        replay.push(record);
+        if let WalRecord::Entry(entry) = record {
+            replay.push(entry);
+        }
     }
     replay.kept
 }
 
 struct EntriesBetween {
     from: u64,
+    /// Lowered to where `bytes_max` stopped the entries kept.
     to: u64,
+    bytes_max: usize,
     kept: Vec<crate::log::LogEntry>,
+    bytes: usize,
 }
 
+#[derive(PartialEq)]
+enum Needs {
+    Nothing,
+    Entry,
+}
+
+/// How many entries a read keeps whatever their size: a caller that asks from the entry
+/// before those it needs (for its term) gets at least one of those.
+const ENTRIES_KEPT_MIN: usize = 2;
+
 impl EntriesBetween {
-    fn new(from: u64, to: u64) -> Self {
+    fn new(from: u64, to: u64, bytes_max: usize) -> Self {
         assert!(from >= 1, "log indexes start at 1");
         EntriesBetween {
             from,
             to,
+            bytes_max,
             kept: Vec::new(),
+            bytes: 0,
         }
     }
 
-    fn push(&mut self, record: WalRecord) {
-        let WalRecord::Entry(entry) = record else {
-            return;
-        };
-        let position = entry.index.saturating_sub(self.from) as usize;
-        self.kept.truncate(position);
-        if entry.index >= self.from && entry.index <= self.to && position == self.kept.len() {
-            self.kept.push(entry);
+    /// What an entry at `index` does to what is kept: entries from its index on are
+    /// replaced, and only one in `from..=to` needs decoding (the reader skips the others).
+    fn replaces_from(&mut self, index: u64) -> Needs {
+        let position = index.saturating_sub(self.from) as usize;
+        for replaced in self.kept.drain(position.min(self.kept.len())..) {
+            self.bytes -= replaced.memory_bytes();
         }
+        if index < self.from || index > self.to || position != self.kept.len() {
+            Needs::Nothing
+        } else {
+            Needs::Entry
+        }
+    }
+
+    fn push(&mut self, entry: crate::log::LogEntry) {
+        if self.replaces_from(entry.index) == Needs::Nothing {
+            return;
+        }
+        let bytes = entry.memory_bytes();
+        if self.kept.len() >= ENTRIES_KEPT_MIN && self.bytes + bytes > self.bytes_max {
+            self.to = entry.index - 1;
+            return;
+        }
+        self.bytes += bytes;
+        self.kept.push(entry);
     }
 }
 
 /// Reads the entries `from..=to` of the log the WAL in `dir` holds, changing nothing: for a
 /// follower that lacks entries its leader no longer keeps in memory. Safe while a writer
 /// appends: what it reads past the last complete record is left out, as a torn tail would be.
-/// One segment is in memory at a time: a read costs a segment and the entries asked for, not
-/// the whole WAL.
+/// One segment is in memory at a time, and only the entries kept are decoded: a read costs
+/// a segment and the entries asked for, not the whole WAL. Stops short of `to` where the
+/// entries would pass `bytes_max` (see [`entries_between`]): a follower far behind is sent
+/// its gap a piece at a time.
 pub fn read_entries(
     disk: &dyn Disk,
     dir: &Path,
     from: u64,
     to: u64,
+    bytes_max: usize,
 ) -> Result<Vec<crate::log::LogEntry>, WalError> {
     let names = segment_names(disk, dir)?;
-    let mut replay = EntriesBetween::new(from, to);
+    let mut replay = EntriesBetween::new(from, to, bytes_max);
     let mut previous = None;
     for (i, name) in names.iter().enumerate() {
         let path = dir.join(name);
@@ -221,10 +261,26 @@ pub fn read_entries(
             bytes: &bytes,
         };
         let scan = recovery::scan_after(previous.as_ref(), &image, i + 1 == names.len())?;
-        let segment = (std::slice::from_ref(name), std::slice::from_ref(&bytes));
-        decode_records(dir, segment, std::slice::from_ref(&scan), |record| {
-            replay.push(record)
-        })?;
+        for range in &scan.records {
+            let payload = &bytes[range.clone()];
+            // An entry outside what is kept is not decoded (only its index counts).
+            if codec::entry_record_index(payload)
+                .is_some_and(|index| replay.replaces_from(index) == Needs::Nothing)
+            {
+                continue;
+            }
+            match codec::decode_wal_record(payload) {
+                Ok(WalRecord::Entry(entry)) => replay.push(entry),
+                Ok(WalRecord::HardState(_)) => {}
+                Err(error) => {
+                    return Err(WalError::Decode {
+                        file: path.display().to_string(),
+                        offset: range.start - record::FRAME_HEADER_BYTES,
+                        error,
+                    });
+                }
+            }
+        }
         previous = Some(scan);
     }
     Ok(replay.kept)
@@ -651,18 +707,40 @@ mod tests {
         };
         let records = records_with_a_replaced_suffix();
         assert_eq!(
-            terms(entries_between(records.clone(), 1, 5)),
+            terms(entries_between(records.clone(), 1, 5, usize::MAX)),
             vec![(1, 1), (2, 1), (3, 2), (4, 2), (5, 2)]
         );
         assert_eq!(
-            terms(entries_between(records.clone(), 2, 3)),
+            terms(entries_between(records.clone(), 2, 3, usize::MAX)),
             vec![(2, 1), (3, 2)]
         );
         assert_eq!(
-            terms(entries_between(records.clone(), 4, 9)),
+            terms(entries_between(records.clone(), 4, 9, usize::MAX)),
             vec![(4, 2), (5, 2)]
         );
-        assert_eq!(terms(entries_between(records, 6, 9)), vec![]);
+        assert_eq!(terms(entries_between(records, 6, 9, usize::MAX)), vec![]);
+    }
+
+    #[test]
+    fn entries_between_stops_at_the_bytes_asked_for_keeping_at_least_two() {
+        let terms = |entries: Vec<LogEntry>| -> Vec<(u64, u64)> {
+            entries.iter().map(|e| (e.index, e.term)).collect()
+        };
+        let one = entry(1, 1).memory_bytes();
+        let records = records_with_a_replaced_suffix();
+        // Three entries' worth: entries 1 and 2 of term 1 are kept, then replaced from 3 on
+        // by term 2, whose entry 3 fits and entry 4 does not.
+        assert_eq!(
+            terms(entries_between(records.clone(), 1, 5, 3 * one)),
+            vec![(1, 1), (2, 1), (3, 2)]
+        );
+        // Less than one entry's worth still gives two: the first may be only the one
+        // before those the caller needs (for its term).
+        assert_eq!(
+            terms(entries_between(records.clone(), 2, 5, 0)),
+            vec![(2, 1), (3, 2)]
+        );
+        assert_eq!(terms(entries_between(records, 5, 9, 0)), vec![(5, 2)]);
     }
 
     #[test]
@@ -683,9 +761,15 @@ mod tests {
             wal.sync().unwrap();
         }
         let before = disk.list(&dir).unwrap();
-        let read = read_entries(disk.as_ref(), &dir, 2, 4).unwrap();
-        let read: Vec<(u64, u64)> = read.iter().map(|e| (e.index, e.term)).collect();
-        assert_eq!(read, vec![(2, 1), (3, 2), (4, 2)]);
+        let read = |from, to, bytes_max| -> Vec<(u64, u64)> {
+            let read = read_entries(disk.as_ref(), &dir, from, to, bytes_max).unwrap();
+            read.iter().map(|e| (e.index, e.term)).collect()
+        };
+        assert_eq!(read(2, 4, usize::MAX), vec![(2, 1), (3, 2), (4, 2)]);
+        // A piece: entries replaced later in the WAL are read as replaced, and entries before
+        // `from` (not decoded) still replace what was kept.
+        assert_eq!(read(3, 5, 0), vec![(3, 2), (4, 2)]);
+        assert_eq!(read(4, 5, usize::MAX), vec![(4, 2), (5, 2)]);
         assert_eq!(disk.list(&dir).unwrap(), before, "no file added or removed");
         assert!(before.len() > 1, "the test spans segments: {before:?}");
         let _ = std::fs::remove_dir_all(&dir);
