@@ -413,6 +413,7 @@ pub async fn run_with(
             disk: env.disk.clone(),
             dir: wal_dir.clone(),
             events: events_tx.clone(),
+            indexes: Arc::default(),
         },
         peers,
         hooks: env.hooks.clone(),
@@ -746,18 +747,33 @@ struct LogReader {
     disk: Arc<dyn crate::wal::Disk>,
     dir: PathBuf,
     events: mpsc::UnboundedSender<Event>,
+    /// What each closed segment holds, learned by earlier reads (the pieces of one catch-up
+    /// read mostly different segments).
+    indexes: Arc<std::sync::Mutex<crate::wal::SegmentIndexes>>,
 }
 
 impl LogReader {
     fn read(&self, from: u64, to: u64, bytes_max: usize) {
         let (disk, dir, events) = (self.disk.clone(), self.dir.clone(), self.events.clone());
+        let indexes = self.indexes.clone();
         let read = move || {
-            let entries = match crate::wal::read_entries(disk.as_ref(), &dir, from, to, bytes_max) {
+            // The core asks for one read at a time: the lock is never waited for.
+            let mut indexes = indexes.lock().unwrap();
+            let started = std::time::Instant::now();
+            let entries = match crate::wal::read_entries(
+                disk.as_ref(),
+                &dir,
+                from,
+                to,
+                bytes_max,
+                &mut indexes,
+            ) {
                 Ok(entries) => {
                     tracing::info!(
                         from,
                         through = entries.last().map_or(0, |e| e.index),
                         to,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
                         "read a piece of the log back from the WAL for a follower that lacks it"
                     );
                     entries.into_iter().map(Arc::new).collect()

@@ -164,7 +164,11 @@ pub(crate) fn start(
             },
         );
         inbound.insert(peer, in_tx);
-        let queue = QueueReceiver { rx, bytes };
+        let queue = QueueReceiver {
+            rx,
+            bytes,
+            dropped: dropped.clone(),
+        };
         tokio::spawn(link(setup.clone(), peer, queue, in_rx, events.clone()));
     }
     tokio::spawn(accept_loop(setup, listener, inbound));
@@ -175,9 +179,27 @@ pub(crate) fn start(
 struct QueueReceiver {
     rx: mpsc::Receiver<(Message, usize)>,
     bytes: Arc<AtomicUsize>,
+    dropped: Arc<AtomicU64>,
 }
 
 impl QueueReceiver {
+    /// Waits for `wait`, dropping every message queued meanwhile: a peer that is not
+    /// connected would get them late, if at all (Raft sends what it needs again once it
+    /// answers), and they would hold log entries the log in memory let go of. `None` when the
+    /// queue is closed (the node is stopping).
+    async fn drop_while<T>(&mut self, wait: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                done = &mut wait => return Some(done),
+                message = self.recv() => {
+                    message?;
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
     async fn recv(&mut self) -> Option<Message> {
         let (message, bytes) = self.rx.recv().await?;
         self.bytes.fetch_sub(bytes, Ordering::Relaxed);
@@ -484,14 +506,15 @@ async fn accept_loop(
     }
 }
 
-/// Keeps one connection to `peer` up, and carries messages both ways over it.
+/// Keeps one connection to `peer` up, and carries messages both ways over it; while there is
+/// none, what is queued for the peer is dropped. Ends (`None`) when the node stops.
 async fn link(
     setup: Arc<PeerSetup>,
     peer: NodeId,
     mut queue: QueueReceiver,
     mut inbound: mpsc::Receiver<TcpStream>,
     events: mpsc::UnboundedSender<Event>,
-) {
+) -> Option<()> {
     let dials = setup.id < peer;
     let addr = setup.peers[&peer];
     let mut backoff = RECONNECT_MIN;
@@ -500,12 +523,16 @@ async fn link(
         let stream = match next.take() {
             Some(stream) => stream,
             None if dials => {
-                let connected =
-                    tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr)).await;
+                let connected = queue
+                    .drop_while(tokio::time::timeout(
+                        HANDSHAKE_TIMEOUT,
+                        TcpStream::connect(addr),
+                    ))
+                    .await?;
                 let mut stream = match connected {
                     Ok(Ok(stream)) => stream,
                     _ => {
-                        tokio::time::sleep(backoff).await;
+                        queue.drop_while(tokio::time::sleep(backoff)).await?;
                         backoff = (backoff * 2).min(RECONNECT_MAX);
                         continue;
                     }
@@ -513,16 +540,16 @@ async fn link(
                 let _ = stream.set_nodelay(true);
                 if let Err(reason) = dial_handshake(&setup, peer, &mut stream).await {
                     tracing::warn!(peer, %addr, %reason, "peer handshake failed");
-                    tokio::time::sleep(backoff).await;
+                    queue.drop_while(tokio::time::sleep(backoff)).await?;
                     backoff = (backoff * 2).min(RECONNECT_MAX);
                     continue;
                 }
                 tracing::info!(peer, %addr, "connected to peer");
                 stream
             }
-            None => match inbound.recv().await {
+            None => match queue.drop_while(inbound.recv()).await? {
                 Some(stream) => stream,
-                None => return,
+                None => return None,
             },
         };
         backoff = RECONNECT_MIN;
@@ -560,7 +587,7 @@ async fn link(
             tokio::select! {
                 ended = &mut reader => break ended.unwrap_or_else(|e| e.to_string()),
                 message = queue.recv() => {
-                    let Some(message) = message else { return };
+                    let Some(message) = message else { return None };
                     out.clear();
                     codec::encode_message_frame(&message, &mut out);
                     // Whatever else is queued goes in the same write.

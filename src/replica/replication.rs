@@ -24,6 +24,10 @@ pub(super) struct Progress {
     pub acked_round_at: u64,
     /// Heard from since the last check-quorum.
     pub active: bool,
+    /// It refused an append, and has accepted none since: one append at a time goes to it
+    /// until one is accepted. Several in flight would each be refused, and each refusal would
+    /// send several more (a storm, when a full send queue drops some of them).
+    pub probing: bool,
     /// It refused an append that assumed it holds everything this leader dropped from memory
     /// (its disk lost entries, or it was away while the memory bound dropped them): it is
     /// sent entries read back from the WAL ([`LeaderState::catch_up`]) until it holds what
@@ -66,6 +70,7 @@ impl LeaderState {
                             acked_round: 0,
                             acked_round_at: 0,
                             active: false,
+                            probing: false,
                             lacks_compacted: false,
                         },
                     )
@@ -131,7 +136,12 @@ impl Replica {
             // the follower is busy with the first append anyway. A lost append now waits for
             // the next heartbeat's probe. A follower that is behind by a full append or more
             // gets several in flight, so catching up is not held to one round trip per append.
-            let room = progress.in_flight.len() < self.config.appends_in_flight_max
+            let in_flight_max = if progress.probing {
+                1
+            } else {
+                self.config.appends_in_flight_max
+            };
+            let room = progress.in_flight.len() < in_flight_max
                 && (progress.in_flight.is_empty()
                     || unsent >= self.config.append_entries_max as u64);
             let has_entries = unsent > 0;
@@ -151,12 +161,14 @@ impl Replica {
                 }
                 if window.is_none() {
                     // Only the WAL has what it lacks: the next piece, once it acknowledged
-                    // all of the piece it was sent (a lost append of that piece would need it
-                    // read again). Meanwhile a heartbeat still goes out, from the first entry
-                    // in memory: refused, it still tells the follower who leads.
-                    let acks_due = leader.catch_up.as_ref().is_some_and(|w| {
-                        w.last_index() == prev_index && progress.match_index < prev_index
-                    });
+                    // the appends of the piece it was sent that are in flight (a lost one
+                    // would need that piece read again). Meanwhile a heartbeat still goes out,
+                    // from the first entry in memory: refused, it still tells the follower
+                    // who leads.
+                    let acks_due = !progress.in_flight.is_empty()
+                        && leader.catch_up.as_ref().is_some_and(|w| {
+                            w.last_index() == prev_index && progress.match_index < prev_index
+                        });
                     if !acks_due {
                         self.request_log_read(prev_index);
                     }
@@ -446,6 +458,7 @@ impl Replica {
                     progress.next_index = progress.next_index.max(match_index + 1);
                 }
                 progress.in_flight.retain(|last| *last > match_index);
+                progress.probing = false;
                 // It holds everything memory dropped: what it lacks is in memory.
                 if progress.lacks_compacted && progress.match_index >= self.log.compacted_index() {
                     progress.lacks_compacted = false;
@@ -469,6 +482,7 @@ impl Replica {
                 // Try again from the hint (never before what is known to match), one append
                 // at a time until one is accepted.
                 progress.next_index = hint_index.min(prev_index).max(progress.match_index + 1);
+                progress.probing = true;
                 let compacted = self.log.compacted_index();
                 if progress.next_index <= compacted {
                     if prev_index <= compacted {

@@ -24,6 +24,7 @@ use crate::codec::{self, DecodeError};
 use crate::log::WalRecord;
 pub use disk::{Disk, DiskFile, FsDisk};
 use recovery::{Corruption, SegmentImage, TornTail};
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -236,24 +237,53 @@ impl EntriesBetween {
     }
 }
 
+/// The entry indexes each closed segment holds (lowest and highest; `None`: none), learned by
+/// [`read_entries`], so that later reads skip the segments that hold none they want. Only
+/// segments followed by another are recorded: those never change again.
+#[derive(Debug, Default)]
+pub struct SegmentIndexes(BTreeMap<String, Option<(u64, u64)>>);
+
+impl SegmentIndexes {
+    /// Whether a read of `from..=to` can skip the segment `name`. One whose entries all come
+    /// after `to` changes nothing a read keeps. One whose entries all come before `from` only
+    /// replaces entries from theirs on: every entry a read keeps has its last version after
+    /// any such replacement, and that version replaces whatever was kept for it before.
+    fn skips(&self, name: &str, from: u64, to: u64) -> bool {
+        match self.0.get(name) {
+            None => false,
+            Some(None) => true,
+            Some(Some((lowest, highest))) => *highest < from || *lowest > to,
+        }
+    }
+}
+
 /// Reads the entries `from..=to` of the log the WAL in `dir` holds, changing nothing: for a
 /// follower that lacks entries its leader no longer keeps in memory. Safe while a writer
 /// appends: what it reads past the last complete record is left out, as a torn tail would be.
-/// One segment is in memory at a time, and only the entries kept are decoded: a read costs
-/// a segment and the entries asked for, not the whole WAL. Stops short of `to` where the
-/// entries would pass `bytes_max` (see [`entries_between`]): a follower far behind is sent
-/// its gap a piece at a time.
+/// One segment is in memory at a time, only the entries kept are decoded, and segments that
+/// `indexes` shows hold none of them are not read: a read costs the segments that hold the
+/// entries asked for, and the last one. Stops short of `to` where the entries would pass
+/// `bytes_max` (see [`entries_between`]): a follower far behind is sent its gap a piece at a
+/// time.
 pub fn read_entries(
     disk: &dyn Disk,
     dir: &Path,
     from: u64,
     to: u64,
     bytes_max: usize,
+    indexes: &mut SegmentIndexes,
 ) -> Result<Vec<crate::log::LogEntry>, WalError> {
     let names = segment_names(disk, dir)?;
     let mut replay = EntriesBetween::new(from, to, bytes_max);
     let mut previous = None;
     for (i, name) in names.iter().enumerate() {
+        let closed = i + 1 < names.len();
+        if closed && indexes.skips(name, from, replay.to) {
+            // The next segment's sequence number is not checked against a skipped one's.
+            previous = None;
+            continue;
+        }
+        let mut held: Option<(u64, u64)> = None;
         let path = dir.join(name);
         let bytes = disk.read(&path).map_err(io_error(&path))?;
         let image = SegmentImage {
@@ -263,10 +293,12 @@ pub fn read_entries(
         let scan = recovery::scan_after(previous.as_ref(), &image, i + 1 == names.len())?;
         for range in &scan.records {
             let payload = &bytes[range.clone()];
+            let index = codec::entry_record_index(payload);
+            if let Some(index) = index {
+                held = Some(held.map_or((index, index), |(lo, hi)| (lo.min(index), hi.max(index))));
+            }
             // An entry outside what is kept is not decoded (only its index counts).
-            if codec::entry_record_index(payload)
-                .is_some_and(|index| replay.replaces_from(index) == Needs::Nothing)
-            {
+            if index.is_some_and(|index| replay.replaces_from(index) == Needs::Nothing) {
                 continue;
             }
             match codec::decode_wal_record(payload) {
@@ -280,6 +312,9 @@ pub fn read_entries(
                     });
                 }
             }
+        }
+        if closed {
+            indexes.0.insert(name.clone(), held);
         }
         previous = Some(scan);
     }
@@ -761,15 +796,42 @@ mod tests {
             wal.sync().unwrap();
         }
         let before = disk.list(&dir).unwrap();
-        let read = |from, to, bytes_max| -> Vec<(u64, u64)> {
-            let read = read_entries(disk.as_ref(), &dir, from, to, bytes_max).unwrap();
+        let read = |from, to, bytes_max, indexes: &mut SegmentIndexes| -> Vec<(u64, u64)> {
+            let read = read_entries(disk.as_ref(), &dir, from, to, bytes_max, indexes).unwrap();
             read.iter().map(|e| (e.index, e.term)).collect()
         };
-        assert_eq!(read(2, 4, usize::MAX), vec![(2, 1), (3, 2), (4, 2)]);
+        let fresh = || SegmentIndexes::default();
+        assert_eq!(
+            read(2, 4, usize::MAX, &mut fresh()),
+            vec![(2, 1), (3, 2), (4, 2)]
+        );
         // A piece: entries replaced later in the WAL are read as replaced, and entries before
         // `from` (not decoded) still replace what was kept.
-        assert_eq!(read(3, 5, 0), vec![(3, 2), (4, 2)]);
-        assert_eq!(read(4, 5, usize::MAX), vec![(4, 2), (5, 2)]);
+        assert_eq!(read(3, 5, 0, &mut fresh()), vec![(3, 2), (4, 2)]);
+        assert_eq!(read(4, 5, usize::MAX, &mut fresh()), vec![(4, 2), (5, 2)]);
+        // Reads that know what each closed segment holds skip those that hold none of what
+        // they want, and read the same entries.
+        let mut indexes = fresh();
+        assert_eq!(read(1, 5, usize::MAX, &mut indexes).len(), 5);
+        let names = segment_names(disk.as_ref(), &dir).unwrap();
+        let closed = names.len() - 1;
+        assert_eq!(indexes.0.len(), closed, "every closed segment is known");
+        for from in 1..=5 {
+            for to in from..=6 {
+                let skipped = (0..closed)
+                    .filter(|&i| indexes.skips(&names[i], from, to))
+                    .count();
+                assert_eq!(
+                    read(from, to, usize::MAX, &mut indexes),
+                    read(from, to, usize::MAX, &mut fresh()),
+                    "{from}..={to}, {skipped} segments skipped"
+                );
+            }
+        }
+        assert!(
+            (0..closed).any(|i| indexes.skips(&names[i], 5, 5)),
+            "{indexes:?}"
+        );
         assert_eq!(disk.list(&dir).unwrap(), before, "no file added or removed");
         assert!(before.len() > 1, "the test spans segments: {before:?}");
         let _ = std::fs::remove_dir_all(&dir);
