@@ -587,7 +587,7 @@ async fn link(
             tokio::select! {
                 ended = &mut reader => break ended.unwrap_or_else(|e| e.to_string()),
                 message = queue.recv() => {
-                    let Some(message) = message else { return None };
+                    let message = message?;
                     out.clear();
                     codec::encode_message_frame(&message, &mut out);
                     // Whatever else is queued goes in the same write.
