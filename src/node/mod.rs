@@ -757,17 +757,23 @@ impl LogReader {
         let (disk, dir, events) = (self.disk.clone(), self.dir.clone(), self.events.clone());
         let indexes = self.indexes.clone();
         let read = move || {
-            // The core asks for one read at a time: the lock is never waited for.
-            let mut indexes = indexes.lock().unwrap();
+            // The core asks for one read at a time: the lock is never waited for. A read that
+            // panicked left what it knew of the segments as sound as before (it only adds).
+            let mut indexes = indexes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let started = std::time::Instant::now();
-            let entries = match crate::wal::read_entries(
-                disk.as_ref(),
-                &dir,
-                from,
-                to,
-                bytes_max,
-                &mut indexes,
-            ) {
+            // A read that panics is a failed read: the core must hear of it, or it would wait
+            // for it forever and never read for a follower again.
+            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                crate::wal::read_entries(disk.as_ref(), &dir, from, to, bytes_max, &mut indexes)
+            }));
+            let entries = match read.unwrap_or_else(|_| {
+                Err(crate::wal::WalError::Io {
+                    path: dir.display().to_string(),
+                    source: std::io::Error::other("the WAL read panicked"),
+                })
+            }) {
                 Ok(entries) => {
                     tracing::info!(
                         from,

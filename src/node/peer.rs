@@ -138,8 +138,8 @@ impl Peers {
 }
 
 /// Starts the transport: the acceptor on `listener`, and one link task per peer, each with a
-/// send queue that holds at most about `queue_bytes_max` of messages. Messages dropped at a
-/// full queue are counted in `dropped`.
+/// send queue that holds at most about `queue_bytes_max` of messages. Messages dropped (at a
+/// full queue, or while the peer is not connected) are counted in `dropped`.
 pub(crate) fn start(
     setup: PeerSetup,
     listener: TcpListener,

@@ -50,7 +50,8 @@ pub struct ServerStats {
     pub connections_rejected: AtomicU64,
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
-    /// Messages to peers dropped at a full send queue (Raft sends them again).
+    /// Messages to peers dropped, at a full send queue or while the peer was not connected
+    /// (Raft sends what is needed again).
     pub peer_messages_dropped: Arc<AtomicU64>,
 }
 

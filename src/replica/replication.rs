@@ -24,6 +24,10 @@ pub(super) struct Progress {
     pub acked_round_at: u64,
     /// Heard from since the last check-quorum.
     pub active: bool,
+    /// While it lacks what memory dropped and the piece read back does not cover it: when the
+    /// next empty append (refused, but it tells the follower who leads) may go to it. Once a
+    /// heartbeat interval, not at every commit (each refusal costs a message both ways).
+    pub placeholder_due_ms: u64,
     /// It refused an append, and has accepted none since: one append at a time goes to it
     /// until one is accepted. Several in flight would each be refused, and each refusal would
     /// send several more (a storm, when a full send queue drops some of them).
@@ -56,6 +60,15 @@ pub(super) struct LeaderState {
 }
 
 impl LeaderState {
+    /// The least of `of` over the followers that lack what memory dropped.
+    fn min_over_lacking(&self, of: impl Fn(&Progress) -> u64) -> Option<u64> {
+        self.peers
+            .values()
+            .filter(|p| p.lacks_compacted)
+            .map(of)
+            .min()
+    }
+
     pub fn new(peers: Vec<NodeId>, last_index: u64, now_ms: u64, election_ms: u64) -> Self {
         LeaderState {
             peers: peers
@@ -70,6 +83,7 @@ impl LeaderState {
                             acked_round: 0,
                             acked_round_at: 0,
                             active: false,
+                            placeholder_due_ms: 0,
                             probing: false,
                             lacks_compacted: false,
                         },
@@ -125,6 +139,8 @@ impl Replica {
         loop {
             let last_index = self.log.last_index();
             let leader = self.leader_state.as_mut().unwrap();
+            // The follower furthest behind among those that lack what memory dropped.
+            let trailing_next = leader.min_over_lacking(|p| p.next_index);
             let progress = leader.peers.get_mut(&peer).unwrap();
             progress.next_index = progress.next_index.min(last_index + 1);
             let unsent = last_index + 1 - progress.next_index;
@@ -160,19 +176,28 @@ impl Replica {
                     continue;
                 }
                 if window.is_none() {
-                    // Only the WAL has what it lacks: the next piece, once it acknowledged
-                    // the appends of the piece it was sent that are in flight (a lost one
-                    // would need that piece read again). Meanwhile a heartbeat still goes out,
-                    // from the first entry in memory: refused, it still tells the follower
-                    // who leads.
+                    // Only the WAL has what it lacks. One piece serves every follower that
+                    // lacks what memory dropped: it is read for the one furthest behind (the
+                    // others wait until it reaches them, then share its pieces: pieces read
+                    // for each in turn would replace each other), and once that one has
+                    // acknowledged the appends in flight from the piece it was sent (a lost
+                    // one would need that piece read again).
+                    let trailing = trailing_next.is_some_and(|next| progress.next_index <= next);
                     let acks_due = !progress.in_flight.is_empty()
                         && leader.catch_up.as_ref().is_some_and(|w| {
                             w.last_index() == prev_index && progress.match_index < prev_index
                         });
-                    if !acks_due {
+                    if trailing && !acks_due {
                         self.request_log_read(prev_index);
                     }
-                    if !sent_any && heartbeat {
+                    // Meanwhile an empty append still goes out once a heartbeat interval, from
+                    // the first entry in memory: refused, it still tells the follower who
+                    // leads.
+                    let leader = self.leader_state.as_mut().unwrap();
+                    let progress = leader.peers.get_mut(&peer).unwrap();
+                    if !sent_any && heartbeat && self.now_ms >= progress.placeholder_due_ms {
+                        progress.placeholder_due_ms =
+                            self.now_ms + self.config.heartbeat_interval_ms;
                         let prev_term = self.log.term_at(compacted).unwrap();
                         self.send_append(peer, compacted, prev_term, Vec::new());
                     }
@@ -299,12 +324,7 @@ impl Replica {
     fn release_catch_up(&mut self) {
         let compacted = self.log.compacted_index();
         let leader = self.leader_state.as_mut().unwrap();
-        let needed_after = leader
-            .peers
-            .values()
-            .filter(|p| p.lacks_compacted)
-            .map(|p| p.match_index)
-            .min();
+        let needed_after = leader.min_over_lacking(|p| p.match_index);
         match needed_after {
             None => leader.catch_up = None,
             Some(index) => {

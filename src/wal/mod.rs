@@ -239,15 +239,18 @@ impl EntriesBetween {
 
 /// The entry indexes each closed segment holds (lowest and highest; `None`: none), learned by
 /// [`read_entries`], so that later reads skip the segments that hold none they want. Only
-/// segments followed by another are recorded: those never change again.
+/// segments followed by two others are recorded: those never change again (the one just
+/// before the last may still be the writer's, should starting the last one have failed
+/// halfway).
 #[derive(Debug, Default)]
 pub struct SegmentIndexes(BTreeMap<String, Option<(u64, u64)>>);
 
 impl SegmentIndexes {
     /// Whether a read of `from..=to` can skip the segment `name`. One whose entries all come
     /// after `to` changes nothing a read keeps. One whose entries all come before `from` only
-    /// replaces entries from theirs on: every entry a read keeps has its last version after
-    /// any such replacement, and that version replaces whatever was kept for it before.
+    /// replaces entries from theirs on: given that the log the WAL holds reaches `to` (see
+    /// [`read_entries`]), every entry a read keeps has its last version after any such
+    /// replacement, and that version replaces whatever was kept for it before.
     fn skips(&self, name: &str, from: u64, to: u64) -> bool {
         match self.0.get(name) {
             None => false,
@@ -264,7 +267,8 @@ impl SegmentIndexes {
 /// `indexes` shows hold none of them are not read: a read costs the segments that hold the
 /// entries asked for, and the last one. Stops short of `to` where the entries would pass
 /// `bytes_max` (see [`entries_between`]): a follower far behind is sent its gap a piece at a
-/// time.
+/// time. `to` must not be past the end of the log the WAL holds (a leader reads entries it
+/// has fsynced): the segments skipped rely on it.
 pub fn read_entries(
     disk: &dyn Disk,
     dir: &Path,
@@ -277,7 +281,7 @@ pub fn read_entries(
     let mut replay = EntriesBetween::new(from, to, bytes_max);
     let mut previous = None;
     for (i, name) in names.iter().enumerate() {
-        let closed = i + 1 < names.len();
+        let closed = i + 2 < names.len();
         if closed && indexes.skips(name, from, replay.to) {
             // The next segment's sequence number is not checked against a skipped one's.
             previous = None;
@@ -805,31 +809,36 @@ mod tests {
             read(2, 4, usize::MAX, &mut fresh()),
             vec![(2, 1), (3, 2), (4, 2)]
         );
-        // A piece: entries replaced later in the WAL are read as replaced, and entries before
-        // `from` (not decoded) still replace what was kept.
+        // A piece: entries replaced later in the WAL are read as replaced (3 and 4), and an
+        // entry before `from` (3, not decoded) still replaces what was kept (4).
         assert_eq!(read(3, 5, 0, &mut fresh()), vec![(3, 2), (4, 2)]);
         assert_eq!(read(4, 5, usize::MAX, &mut fresh()), vec![(4, 2), (5, 2)]);
         // Reads that know what each closed segment holds skip those that hold none of what
-        // they want, and read the same entries.
+        // they want, and read the same entries (for every range within the log, as a leader
+        // asks, and whatever the bytes asked for).
         let mut indexes = fresh();
         assert_eq!(read(1, 5, usize::MAX, &mut indexes).len(), 5);
         let names = segment_names(disk.as_ref(), &dir).unwrap();
-        let closed = names.len() - 1;
-        assert_eq!(indexes.0.len(), closed, "every closed segment is known");
+        // All but the last two: the one before the last may still be the writer's.
+        let recorded = names.len() - 2;
+        assert_eq!(indexes.0.len(), recorded, "every closed segment is known");
+        let one = entry(1, 1).memory_bytes();
         for from in 1..=5 {
-            for to in from..=6 {
-                let skipped = (0..closed)
-                    .filter(|&i| indexes.skips(&names[i], from, to))
-                    .count();
-                assert_eq!(
-                    read(from, to, usize::MAX, &mut indexes),
-                    read(from, to, usize::MAX, &mut fresh()),
-                    "{from}..={to}, {skipped} segments skipped"
-                );
+            for to in from..=5 {
+                for bytes_max in [usize::MAX, 0, 3 * one] {
+                    let skipped = (0..recorded)
+                        .filter(|&i| indexes.skips(&names[i], from, to))
+                        .count();
+                    assert_eq!(
+                        read(from, to, bytes_max, &mut indexes),
+                        read(from, to, bytes_max, &mut fresh()),
+                        "{from}..={to} up to {bytes_max} bytes, {skipped} segments skipped"
+                    );
+                }
             }
         }
         assert!(
-            (0..closed).any(|i| indexes.skips(&names[i], 5, 5)),
+            (0..recorded).any(|i| indexes.skips(&names[i], 5, 5)),
             "{indexes:?}"
         );
         assert_eq!(disk.list(&dir).unwrap(), before, "no file added or removed");
