@@ -49,7 +49,7 @@ fn random_faults_keep_every_invariant() {
     let cases = env_u64("QUORUM_CORE_CASES", 300);
     let first = env_u64("QUORUM_CORE_SEED", 1);
     let mut failures = Vec::new();
-    let (mut log_reads, mut cut_short) = (0, 0);
+    let (mut log_reads, mut cut_short, mut slow, mut failed) = (0, 0, 0, 0);
     for case in 0..cases {
         let seed = first + case;
         let replicas = if case % 2 == 0 { 3 } else { 5 };
@@ -57,6 +57,8 @@ fn random_faults_keep_every_invariant() {
             Ok(report) => {
                 log_reads += report.log_reads;
                 cut_short += report.log_reads_cut_short;
+                slow += report.log_reads_slow;
+                failed += report.log_reads_failed;
             }
             Err(failure) => {
                 eprintln!("FAILED seed {seed} ({replicas} replicas): {failure}");
@@ -70,13 +72,17 @@ fn random_faults_keep_every_invariant() {
         failures.len(),
         failures.join("\n")
     );
-    println!("{cases} runs: {log_reads} WAL reads for followers, {cut_short} of them a piece");
+    println!(
+        "{cases} runs: {log_reads} WAL reads for followers, {cut_short} of them a piece, \
+         {slow} slow, {failed} failed"
+    );
     // Half the runs bound the log in memory tightly: followers that fall behind must be
-    // caught up from the WAL, a piece at a time, under the faults.
+    // caught up from the WAL, a piece at a time, under the faults, including slow and failed
+    // reads.
     if cases >= 100 {
         assert!(
-            cut_short > 0,
-            "no run caught a follower up from the WAL in pieces ({log_reads} reads)"
+            cut_short > 0 && slow > 0 && failed > 0,
+            "too few WAL reads of each kind: {log_reads} reads, {cut_short} pieces, {slow} slow, {failed} failed"
         );
     }
 }

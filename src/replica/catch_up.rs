@@ -75,6 +75,10 @@ impl CatchUpWindow {
     pub fn bytes(&self) -> usize {
         self.bytes
     }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
 }
 
 #[cfg(test)]

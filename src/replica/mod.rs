@@ -1043,6 +1043,26 @@ impl Replica {
         if self.recovering.is_some() && matches!(self.role, Role::Leader | Role::Candidate) {
             return Err("a replica that has not caught up campaigned".into());
         }
+        if let Some(window) = self.leader_state.as_ref().and_then(|l| l.catch_up.as_ref()) {
+            // A piece read back lies before the log in memory (entries up to the compacted
+            // index, which only grows), and holds about half the bound at most: the reader
+            // stops there, keeping at least two entries (the first being the one before the
+            // piece, when it has one).
+            if window.last_index() > self.log.compacted_index() {
+                return Err(format!(
+                    "the piece read back ends at {}, past the compacted index {}",
+                    window.last_index(),
+                    self.log.compacted_index()
+                ));
+            }
+            if window.bytes() > self.config.log_memory_bytes_max / 2 && window.len() > 2 {
+                return Err(format!(
+                    "the piece read back holds {} bytes in {} entries",
+                    window.bytes(),
+                    window.len()
+                ));
+            }
+        }
         // The newest entries only: this runs after every step, and a whole log would make a
         // long run quadratic. (Entries are checked as they arrive, so every entry is checked
         // while it is among the newest.)

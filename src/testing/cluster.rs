@@ -30,6 +30,11 @@ pub struct Faults {
     pub cut: BTreeSet<(NodeId, NodeId)>,
     /// How long an fsync takes, drawn from this range (milliseconds).
     pub fsync_ms: (u64, u64),
+    /// How long a WAL read for a follower (`Output::ReadLog`) takes, drawn from this range
+    /// (milliseconds; (0, 0): answered within the step that asked), and how many in a
+    /// thousand fail (come back empty).
+    pub log_read_ms: (u64, u64),
+    pub log_read_failure_per_mille: u64,
 }
 
 impl Default for Faults {
@@ -40,6 +45,8 @@ impl Default for Faults {
             duplicate_per_mille: 0,
             cut: BTreeSet::new(),
             fsync_ms: (0, 2),
+            log_read_ms: (0, 0),
+            log_read_failure_per_mille: 0,
         }
     }
 }
@@ -154,6 +161,12 @@ enum Event {
         node: NodeId,
         life: u64,
     },
+    /// A slow WAL read's answer.
+    LogRead {
+        node: NodeId,
+        life: u64,
+        entries: Vec<Arc<LogEntry>>,
+    },
 }
 
 /// A reply a replica released to a client.
@@ -225,6 +238,9 @@ pub struct Cluster {
     /// that stopped short of what was asked for at their `bytes_max` (a piece of the gap).
     pub log_reads: u64,
     pub log_reads_cut_short: u64,
+    /// Of those, the reads the fault model made slow, and made fail.
+    pub log_reads_slow: u64,
+    pub log_reads_failed: u64,
 }
 
 impl Cluster {
@@ -249,6 +265,8 @@ impl Cluster {
             steps: 0,
             log_reads: 0,
             log_reads_cut_short: 0,
+            log_reads_slow: 0,
+            log_reads_failed: 0,
             rng: Rng::new(rng.next_u64()),
             config,
         };
@@ -475,15 +493,37 @@ impl Cluster {
                     to,
                     bytes_max,
                 } => {
-                    let entries = self.node(id).disk.entries(from, to, bytes_max);
+                    let mut entries = self.node(id).disk.entries(from, to, bytes_max);
                     self.log_reads += 1;
                     if entries.last().is_some_and(|e| e.index < to) {
                         self.log_reads_cut_short += 1;
                     }
+                    let failure_per_mille = self.faults.log_read_failure_per_mille;
+                    if failure_per_mille > 0 && self.rng.below(1000) < failure_per_mille {
+                        entries.clear();
+                        self.log_reads_failed += 1;
+                    }
                     self.mix(&[5, id, from, to, entries.len() as u64]);
                     self.note(|| format!("{id} reads entries {from}..={to} back from its WAL"));
                     let entries = entries.into_iter().map(Arc::new).collect();
-                    self.step(id, Input::LogRead { entries });
+                    let (low, high) = self.faults.log_read_ms;
+                    if high == 0 {
+                        self.step(id, Input::LogRead { entries });
+                    } else {
+                        // The replica goes on meanwhile: heartbeats, answers, other reads'
+                        // requests, a lost leadership.
+                        let at = self.now_ms + low + self.rng.below(high - low + 1);
+                        self.log_reads_slow += 1;
+                        let life = self.node(id).life;
+                        self.schedule(
+                            at,
+                            Event::LogRead {
+                                node: id,
+                                life,
+                                entries,
+                            },
+                        );
+                    }
                 }
                 Output::Reply {
                     client,
@@ -635,6 +675,17 @@ impl Cluster {
                 self.tick(node);
                 let at = self.now_ms + self.config.tick_ms;
                 self.schedule(at, Event::Tick { node, life });
+            }
+            Event::LogRead {
+                node,
+                life,
+                entries,
+            } => {
+                if self.node(node).life != life {
+                    return true;
+                }
+                self.mix(&[7, node, entries.len() as u64]);
+                self.step(node, Input::LogRead { entries });
             }
         }
         true

@@ -60,6 +60,8 @@ pub struct ScenarioReport {
     /// them were a piece of the gap (see `Cluster::log_reads`).
     pub log_reads: u64,
     pub log_reads_cut_short: u64,
+    pub log_reads_slow: u64,
+    pub log_reads_failed: u64,
 }
 
 struct InFlight {
@@ -522,6 +524,8 @@ fn drive(
     report.trace_hash = cluster.trace_hash;
     report.log_reads = cluster.log_reads;
     report.log_reads_cut_short = cluster.log_reads_cut_short;
+    report.log_reads_slow = cluster.log_reads_slow;
+    report.log_reads_failed = cluster.log_reads_failed;
     Ok(report)
 }
 
@@ -605,6 +609,10 @@ fn inject_fault<C: Choices>(
         }
         _ => {
             cluster.faults.fsync_ms = [(0, 2), (5, 40), (50, 200)][rng.below(3) as usize];
+            // The disk's reads too: a read for a follower may take a while (the leader goes on
+            // meanwhile), and may fail.
+            cluster.faults.log_read_ms = [(0, 0), (1, 20), (20, 300)][rng.below(3) as usize];
+            cluster.faults.log_read_failure_per_mille = [0, 0, 100, 500][rng.below(4) as usize];
         }
     }
 }
