@@ -55,7 +55,8 @@ pub(super) struct LeaderState {
     pub sent_through: u64,
     /// The piece of the log read back from the WAL last, for the followers that lack what
     /// memory dropped: at most about half of `log_memory_bytes_max`, and let go of as they
-    /// acknowledge it. A follower sent all of it gets the next piece read.
+    /// acknowledge it. The next piece is read for the follower furthest behind once it has
+    /// been sent all of this one (see `send_appends`).
     pub catch_up: Option<CatchUpWindow>,
 }
 
