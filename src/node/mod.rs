@@ -395,10 +395,7 @@ pub async fn run_with(
             shared.stats.peer_messages_dropped.clone(),
         ))
     };
-    // Only a single node's writes trickle in one step at a time: a cluster's leader and
-    // followers hand the writer a whole append at once (see `Replica::flush`).
-    let writer = WalWriter::new(wal, replica.last_index(), wal_stats)
-        .waiting_for_stragglers(membership.voters.len() == 1);
+    let writer = WalWriter::new(wal, replica.last_index(), wal_stats);
     let jobs = spawn_wal_writer(writer, events_tx.clone(), &env, membership.id);
     // A cluster ticks every 10 ms (heartbeats every 100, elections after 500 to 1000); a
     // single node at `hz`, which only paces active expiry.
