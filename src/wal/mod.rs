@@ -373,7 +373,7 @@ impl Wal {
         let segments = (&scanned.names[..], &scanned.contents[..]);
         decode_records(dir, segments, &scans, |record| records.push(record))?;
         report.records = records.len();
-        let bytes_total = scans.iter().map(|s| s.valid_len as u64).sum();
+        let records_bytes: u64 = scans.iter().map(|s| s.valid_len as u64).sum();
         let (seq, len, allocated) = match scans.last() {
             None => {
                 let path = dir.join(segment_name(0));
@@ -409,6 +409,12 @@ impl Wal {
                 }
                 (last.seq, last.valid_len as u64, allocated)
             }
+        };
+        // The files' sizes: every segment's records, and the last one's preallocated space
+        // (a new WAL: its header).
+        let bytes_total = match scans.last() {
+            None => allocated,
+            Some(_) => records_bytes + (allocated - len),
         };
         let path = dir.join(segment_name(seq));
         let file = disk.open_write(&path).map_err(io_error(&path))?;
@@ -447,8 +453,8 @@ impl Wal {
                 Err(_) => Err(AppendError::Fatal(error)),
             };
         }
+        // Within the preallocated space: the files are no larger than before.
         self.len = end;
-        self.bytes_total += frames.len() as u64;
         Ok(())
     }
 
@@ -488,7 +494,8 @@ impl Wal {
         Ok(())
     }
 
-    /// Bytes in all segments (INFO persistence).
+    /// The size of every segment file together, preallocated space included (INFO
+    /// persistence's `wal_bytes`: what the WAL takes on disk).
     pub fn bytes_total(&self) -> u64 {
         self.bytes_total
     }
@@ -843,6 +850,44 @@ mod tests {
         );
         assert_eq!(disk.list(&dir).unwrap(), before, "no file added or removed");
         assert!(before.len() > 1, "the test spans segments: {before:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bytes_total_is_what_the_segment_files_take_on_disk() {
+        let dir = std::env::temp_dir().join(format!("quorum-bytes-total-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let disk: Arc<dyn Disk> = Arc::new(FsDisk);
+        let on_disk = || -> u64 {
+            segment_names(disk.as_ref(), &dir)
+                .unwrap()
+                .iter()
+                .map(|name| std::fs::metadata(dir.join(name)).unwrap().len())
+                .sum()
+        };
+        let options = WalOptions {
+            segment_bytes_max: 128,
+            prealloc_bytes: 100,
+        };
+        let (mut wal, _, _) = Wal::open(disk.clone(), &dir, options).unwrap();
+        assert_eq!(wal.bytes_total(), on_disk(), "a new WAL");
+        for index in 1..=30 {
+            let mut frames = Vec::new();
+            frame_entry(&entry(index, 1), &mut frames, wal.end_offset());
+            wal.append(&frames).unwrap();
+            assert_eq!(wal.bytes_total(), on_disk(), "after appending {index}");
+            wal.sync().unwrap();
+            assert_eq!(wal.bytes_total(), on_disk(), "after syncing {index}");
+        }
+        assert!(segment_names(disk.as_ref(), &dir).unwrap().len() > 2);
+        let size = wal.bytes_total();
+        drop(wal);
+        let (wal, _, _) = Wal::open(disk.clone(), &dir, options).unwrap();
+        assert_eq!(
+            (wal.bytes_total(), size),
+            (on_disk(), on_disk()),
+            "reopened"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
