@@ -396,7 +396,7 @@ pub async fn run_with(
         ))
     };
     let writer = WalWriter::new(wal, replica.last_index(), wal_stats);
-    let jobs = spawn_wal_writer(writer, events_tx.clone(), &env, membership.id);
+    let wal = spawn_wal_writer(writer, events_tx.clone(), &env, membership.id);
     // A cluster ticks every 10 ms (heartbeats every 100, elections after 500 to 1000); a
     // single node at `hz`, which only paces active expiry.
     let tick_ms = if peers.is_some() {
@@ -405,7 +405,7 @@ pub async fn run_with(
         1000 / config.hz.max(1) as u64
     };
     let out = Drain {
-        jobs,
+        wal,
         log_reader: LogReader {
             disk: env.disk.clone(),
             dir: wal_dir.clone(),
@@ -414,6 +414,7 @@ pub async fn run_with(
         },
         peers,
         hooks: env.hooks.clone(),
+        on_fatal: env.on_fatal.clone(),
     };
     let core = tokio::spawn(core_loop(
         replica,
@@ -496,11 +497,90 @@ async fn shut_down_gracefully(
     tracing::info!("stopped on SIGTERM");
 }
 
-/// Where the core loop sends WAL jobs.
+/// Where the core loop's persist batches go: to the WAL writer's thread, or, for a
+/// follower's batch while that thread is idle, through the event loop's own hands
+/// ([`WalJobs::write_here`]).
 #[cfg(not(madsim))]
-type JobSender = std::sync::mpsc::Sender<WriteJob>;
+struct WalJobs {
+    jobs: std::sync::mpsc::Sender<WriteJob>,
+    writer: Arc<std::sync::Mutex<WalWriter>>,
+    stats: Arc<WalStats>,
+    /// Jobs handed to the thread, and jobs it has finished: the thread is idle when they are
+    /// equal.
+    handed: std::cell::Cell<u64>,
+    finished: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// A fsync slower than this sends a follower's next batches back to the writer's thread, so
+/// that a slow disk does not stall the follower's event loop.
+#[cfg(not(madsim))]
+const WRITE_HERE_FSYNC_US_MAX: u64 = 2_000;
+
+#[cfg(not(madsim))]
+impl WalJobs {
+    fn hand(&self, job: WriteJob) -> Result<(), String> {
+        self.handed.set(self.handed.get() + 1);
+        self.jobs
+            .send(job)
+            .map_err(|_| "the WAL writer is gone".to_string())
+    }
+
+    /// Appends `jobs` and covers them with one fsync on the calling thread, if the writer's
+    /// thread is idle (every job handed to it is written, so order is kept) and the last fsync
+    /// was quick; otherwise gives the jobs back.
+    ///
+    /// For a follower: its write is on the path of every commit, and its event loop has
+    /// nothing to do meanwhile but wait for the writer. Writing here saves the two thread
+    /// wake-ups of a handover. Measured on a 3-node cluster on 2 cores, three interleaved
+    /// runs each: SET -P 1 41.8-50.1k ops/s through the thread, 49.8-55.2k here; INCR -P 1
+    /// 42.6-51.8k against 55.6-59.5k; SET -P 16 300-353k against 313-337k. The event loop
+    /// stalls for the fsync, as Redis's does with `appendfsync always`; after a slow one the
+    /// thread takes over again.
+    fn write_here(&self, jobs: Vec<WriteJob>) -> Result<Vec<WriteOutcome>, Vec<WriteJob>> {
+        use std::sync::atomic::Ordering;
+        let idle = self.finished.load(Ordering::Acquire) == self.handed.get();
+        let quick = self.stats.last_fsync_us.load(Ordering::Relaxed) <= WRITE_HERE_FSYNC_US_MAX;
+        if !(idle && quick) {
+            return Err(jobs);
+        }
+        match self.writer.lock() {
+            Ok(mut writer) => {
+                let outcomes = writer.write_batch(jobs);
+                if outcomes
+                    .iter()
+                    .any(|outcome| matches!(outcome, WriteOutcome::Persisted { .. }))
+                {
+                    self.stats
+                        .fsyncs_on_event_loop
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(outcomes)
+            }
+            // The thread panicked while writing; handing the jobs to it reports that.
+            Err(_) => Err(jobs),
+        }
+    }
+}
+
+/// In the simulation the writer is a task, and the core loop never writes itself: the
+/// simulated disk's latency falls between the write and its fsync, where crashes happen.
 #[cfg(madsim)]
-type JobSender = mpsc::UnboundedSender<WriteJob>;
+struct WalJobs {
+    jobs: mpsc::UnboundedSender<WriteJob>,
+}
+
+#[cfg(madsim)]
+impl WalJobs {
+    fn hand(&self, job: WriteJob) -> Result<(), String> {
+        self.jobs
+            .send(job)
+            .map_err(|_| "the WAL writer is gone".to_string())
+    }
+
+    fn write_here(&self, jobs: Vec<WriteJob>) -> Result<Vec<WriteOutcome>, Vec<WriteJob>> {
+        Err(jobs)
+    }
+}
 
 /// Hands the writer's outcome to the core loop. A fatal one goes to the environment instead
 /// (production stops the process): the core loop hears nothing more from the disk.
@@ -523,19 +603,29 @@ fn spawn_wal_writer(
     events: mpsc::UnboundedSender<Event>,
     env: &NodeEnv,
     _node: NodeId,
-) -> JobSender {
+) -> WalJobs {
     let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
     let env = env.clone();
+    let stats = writer.stats();
+    let writer = Arc::new(std::sync::Mutex::new(writer));
+    let finished = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (thread_writer, thread_finished) = (writer.clone(), finished.clone());
     std::thread::Builder::new()
         .name("wal-writer".into())
         .spawn(move || {
             yield_wakeups_to_the_event_loop();
-            writer.run(jobs_rx, |outcome| {
+            wal_writer::run_thread(&thread_writer, jobs_rx, &thread_finished, |outcome| {
                 report_wal_outcome(&events, &env, outcome)
             })
         })
         .expect("spawn the WAL writer thread");
-    jobs_tx
+    WalJobs {
+        jobs: jobs_tx,
+        writer,
+        stats,
+        handed: std::cell::Cell::new(0),
+        finished,
+    }
 }
 
 /// Puts the calling thread (the WAL writer) in Linux's `SCHED_BATCH` class: same share of the
@@ -570,7 +660,7 @@ fn spawn_wal_writer(
     events: mpsc::UnboundedSender<Event>,
     env: &NodeEnv,
     node: NodeId,
-) -> JobSender {
+) -> WalJobs {
     let (jobs_tx, mut jobs_rx) = mpsc::unbounded_channel();
     let env = env.clone();
     tokio::spawn(async move {
@@ -601,7 +691,7 @@ fn spawn_wal_writer(
             }
         }
     });
-    jobs_tx
+    WalJobs { jobs: jobs_tx }
 }
 
 /// Runs until the events end (`None`) or the node must stop (`Some(why)`).
@@ -651,7 +741,7 @@ async fn core_loop(
             },
             _ = ticker.tick() => {
                 replica.step(Input::Tick { now_ms: (env.clock_ms)() });
-                if let Err(error) = out.drain(&mut replica, failure_epoch, &mut replies, &clients) {
+                if let Err(error) = out.drain(&mut replica, &mut failure_epoch, &mut replies, &clients) {
                     return Some(error);
                 }
                 continue;
@@ -678,7 +768,7 @@ async fn core_loop(
             }
         }
         // drain
-        if let Err(error) = out.drain(&mut replica, failure_epoch, &mut replies, &clients) {
+        if let Err(error) = out.drain(&mut replica, &mut failure_epoch, &mut replies, &clients) {
             return Some(error);
         }
     }
@@ -721,13 +811,8 @@ fn handle_event(
         }
         Event::Requests(requests) => replica.step(Input::Requests(requests)),
         Event::Peer { from, message } => replica.step(Input::Message { from, message }),
-        Event::Wal(WriteOutcome::Persisted { seq }) => replica.step(Input::Persisted { seq }),
-        Event::Wal(WriteOutcome::Failed { seq, error }) => {
-            tracing::error!(seq, %error, "WAL append failed; answering those writes with an error");
-            replica.step(Input::PersistFailed { seq, error });
-            *failure_epoch += 1;
-        }
         Event::Wal(WriteOutcome::Fatal { .. }) => unreachable!("the writer exits on fatal errors"),
+        Event::Wal(outcome) => step_written(replica, outcome, failure_epoch),
         Event::Snapshot(reply) => {
             let _ = reply.send(CoreSnapshot::of(replica));
         }
@@ -735,6 +820,19 @@ fn handle_event(
         Event::HandOver(_) | Event::Stop(_) => {
             unreachable!("the core loop handles hand-overs and stops itself")
         }
+    }
+}
+
+/// Tells the core what became of its persist batches (a fatal outcome never gets here).
+fn step_written(replica: &mut Replica, outcome: WriteOutcome, failure_epoch: &mut u64) {
+    match outcome {
+        WriteOutcome::Persisted { seq } => replica.step(Input::Persisted { seq }),
+        WriteOutcome::Failed { seq, error } => {
+            tracing::error!(seq, %error, "WAL append failed; answering those writes with an error");
+            replica.step(Input::PersistFailed { seq, error });
+            *failure_epoch += 1;
+        }
+        WriteOutcome::Fatal { error } => unreachable!("a fatal WAL outcome to step: {error}"),
     }
 }
 
@@ -806,61 +904,90 @@ impl LogReader {
 
 /// Where the core's outputs go.
 struct Drain {
-    jobs: JobSender,
+    wal: WalJobs,
     log_reader: LogReader,
     peers: Option<peer::Peers>,
     hooks: Option<Arc<dyn NodeHooks>>,
+    on_fatal: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
 impl Drain {
     /// Hands every output of the core on: persist batches to the WAL writer, messages to the
-    /// peers, replies to their connections (one message per connection). `Err` when the
-    /// writer is gone, after which nothing can be acknowledged.
+    /// peers, replies to their connections (one message per connection). A follower's
+    /// batch may be written here and then (see [`WalJobs::write_here`]), its outcome stepped
+    /// at once. `Err` when the writer is gone or a write here was fatal, after which nothing
+    /// can be acknowledged.
     fn drain(
         &self,
         replica: &mut Replica,
-        failure_epoch: u64,
+        failure_epoch: &mut u64,
         replies: &mut BTreeMap<ClientId, Vec<(u64, Response)>>,
         clients: &BTreeMap<ClientId, mpsc::UnboundedSender<Vec<(u64, Response)>>>,
     ) -> Result<(), String> {
         if let Some(hooks) = &self.hooks {
             hooks.after_step(replica);
         }
-        while let Some(output) = replica.poll_output() {
-            match output {
-                Output::Persist(batch) => {
-                    if let Some(hooks) = &self.hooks {
-                        hooks.on_persist(replica.id(), &with_previous_terms(replica, &batch));
-                    }
-                    let job = WriteJob {
-                        epoch: failure_epoch,
-                        batch,
-                    };
-                    if self.jobs.send(job).is_err() {
-                        return Err("the WAL writer is gone".into());
-                    }
-                }
-                Output::Send { to, message } => match &self.peers {
-                    Some(peers) => match &self.hooks {
-                        None => peers.send(to, message),
-                        Some(hooks) => {
-                            for delay in hooks.on_send(replica.id(), to, &message) {
-                                peers.send_after(to, message.clone(), delay);
-                            }
+        // Persist batches go on together at the end of each pass over the outputs: one
+        // fsync covers them all when the event loop writes them itself.
+        let mut jobs = Vec::new();
+        loop {
+            while let Some(output) = replica.poll_output() {
+                match output {
+                    Output::Persist(batch) => {
+                        if let Some(hooks) = &self.hooks {
+                            hooks.on_persist(replica.id(), &with_previous_terms(replica, &batch));
                         }
+                        jobs.push(WriteJob {
+                            epoch: *failure_epoch,
+                            batch,
+                        });
+                    }
+                    Output::Send { to, message } => match &self.peers {
+                        Some(peers) => match &self.hooks {
+                            None => peers.send(to, message),
+                            Some(hooks) => {
+                                for delay in hooks.on_send(replica.id(), to, &message) {
+                                    peers.send_after(to, message.clone(), delay);
+                                }
+                            }
+                        },
+                        None => tracing::warn!(to, "a message for a peer, and no peers configured"),
                     },
-                    None => tracing::warn!(to, "a message for a peer, and no peers configured"),
-                },
-                Output::Reply {
-                    client,
-                    id,
-                    response,
-                } => replies.entry(client).or_default().push((id, response)),
-                Output::ReadLog {
-                    from,
-                    to,
-                    bytes_max,
-                } => self.log_reader.read(from, to, bytes_max),
+                    Output::Reply {
+                        client,
+                        id,
+                        response,
+                    } => replies.entry(client).or_default().push((id, response)),
+                    Output::ReadLog {
+                        from,
+                        to,
+                        bytes_max,
+                    } => self.log_reader.read(from, to, bytes_max),
+                }
+            }
+            if jobs.is_empty() {
+                break;
+            }
+            let mut to_hand = std::mem::take(&mut jobs);
+            if replica.role() == crate::replica::Role::Follower {
+                match self.wal.write_here(to_hand) {
+                    Ok(outcomes) => {
+                        for outcome in outcomes {
+                            if let WriteOutcome::Fatal { error } = outcome {
+                                let error = format!("fatal WAL error: {error}");
+                                (self.on_fatal)(&error);
+                                return Err(error);
+                            }
+                            step_written(replica, outcome, failure_epoch);
+                        }
+                        // The outcomes' outputs (a follower's acknowledgements) in another pass.
+                        continue;
+                    }
+                    Err(given_back) => to_hand = given_back,
+                }
+            }
+            for job in to_hand {
+                self.wal.hand(job)?;
             }
         }
         while let Some((client, batch)) = replies.pop_first() {

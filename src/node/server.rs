@@ -571,7 +571,7 @@ fn info_section(section: &str, shared: &Shared, core: &CoreSnapshot, out: &mut S
             let wal = &shared.wal;
             let _ = write!(
                 w,
-                "# Persistence\r\nloading:0\r\naof_enabled:1\r\nappendfsync:always\r\nrdb_changes_since_last_save:0\r\naof_last_write_status:{}\r\nwal_dir:{}\r\nwal_bytes:{}\r\nwal_fsyncs:{}\r\nwal_last_fsync_us:{}\r\nwal_write_errors:{}\r\nwal_last_index:{}\r\n",
+                "# Persistence\r\nloading:0\r\naof_enabled:1\r\nappendfsync:always\r\nrdb_changes_since_last_save:0\r\naof_last_write_status:{}\r\nwal_dir:{}\r\nwal_bytes:{}\r\nwal_fsyncs:{}\r\nwal_fsyncs_on_event_loop:{}\r\nwal_last_fsync_us:{}\r\nwal_write_errors:{}\r\nwal_last_index:{}\r\n",
                 if wal.write_errors.load(Ordering::Relaxed) > 0 && core.persist_failures > 0 {
                     "err"
                 } else {
@@ -580,6 +580,7 @@ fn info_section(section: &str, shared: &Shared, core: &CoreSnapshot, out: &mut S
                 shared.config.dir.join("wal").display(),
                 wal.bytes.load(Ordering::Relaxed),
                 wal.fsyncs.load(Ordering::Relaxed),
+                wal.fsyncs_on_event_loop.load(Ordering::Relaxed),
                 wal.last_fsync_us.load(Ordering::Relaxed),
                 wal.write_errors.load(Ordering::Relaxed),
                 core.last_index,

@@ -48,6 +48,8 @@ pub enum Appended {
 #[derive(Debug, Default)]
 pub struct WalStats {
     pub fsyncs: AtomicU64,
+    /// Of those, how many a follower's event loop did itself (`node::WalJobs::write_here`).
+    pub fsyncs_on_event_loop: AtomicU64,
     pub last_fsync_us: AtomicU64,
     pub bytes: AtomicU64,
     pub write_errors: AtomicU64,
@@ -75,6 +77,12 @@ impl WalWriter {
             stats,
             buffer: Vec::new(),
         }
+    }
+
+    /// The counters it keeps for INFO persistence.
+    #[cfg_attr(madsim, allow(dead_code))]
+    pub fn stats(&self) -> Arc<WalStats> {
+        self.stats.clone()
     }
 
     /// Appends every job (hard state first, then entries), fsyncs once, and says what
@@ -166,27 +174,43 @@ impl WalWriter {
             .store(self.wal.bytes_total(), Ordering::Relaxed);
         WriteOutcome::Persisted { seq: last_seq }
     }
+}
 
-    /// The writer's thread body: block for a job, take every job queued behind it, write
-    /// them as one batch, report. Ends when the sending side is dropped or on a fatal error.
-    #[cfg_attr(madsim, allow(dead_code))]
-    pub fn run(mut self, jobs: std::sync::mpsc::Receiver<WriteJob>, report: impl Fn(WriteOutcome)) {
-        while let Ok(job) = jobs.recv() {
-            // No wait for writes about to arrive: the next batch is whatever queued up during
-            // this one's fsync, so batches grow with the load on their own (group commit).
-            // Holding the door open for stragglers (up to one fsync, at most 500 us) was
-            // measured worse on a single node, SET -P 1, six interleaved runs each:
-            // 62-78k ops/s with the wait, 73-84k without (Redis always-fsync: 62-72k).
-            let mut batch = vec![job];
-            while let Ok(more) = jobs.try_recv() {
-                batch.push(more);
-            }
-            for outcome in self.write_batch(batch) {
-                let fatal = matches!(outcome, WriteOutcome::Fatal { .. });
-                report(outcome);
-                if fatal {
-                    return;
-                }
+/// The writer's thread body: block for a job, take every job queued behind it, write them as
+/// one batch, count them finished, report. Ends when the sending side is dropped or on a
+/// fatal error. The writer is shared with the event loop, which may write a follower's
+/// batch itself while this thread is idle (see `node::WalJobs::write_here`).
+#[cfg_attr(madsim, allow(dead_code))]
+pub fn run_thread(
+    writer: &std::sync::Mutex<WalWriter>,
+    jobs: std::sync::mpsc::Receiver<WriteJob>,
+    finished: &AtomicU64,
+    report: impl Fn(WriteOutcome),
+) {
+    while let Ok(job) = jobs.recv() {
+        // No wait for writes about to arrive: the next batch is whatever queued up during
+        // this one's fsync, so batches grow with the load on their own (group commit).
+        // Holding the door open for stragglers (up to one fsync, at most 500 us) was
+        // measured worse on a single node, SET -P 1, six interleaved runs each:
+        // 62-78k ops/s with the wait, 73-84k without (Redis always-fsync: 62-72k).
+        let mut batch = vec![job];
+        while let Ok(more) = jobs.try_recv() {
+            batch.push(more);
+        }
+        let count = batch.len() as u64;
+        let outcomes = match writer.lock() {
+            Ok(mut writer) => writer.write_batch(batch),
+            // The event loop panicked while writing: what the WAL holds is unknown.
+            Err(_) => vec![WriteOutcome::Fatal {
+                error: "the WAL writer's state was lost to a panic".into(),
+            }],
+        };
+        finished.fetch_add(count, Ordering::Release);
+        for outcome in outcomes {
+            let fatal = matches!(outcome, WriteOutcome::Fatal { .. });
+            report(outcome);
+            if fatal {
+                return;
             }
         }
     }
@@ -310,7 +334,11 @@ mod tests {
         tx.send(job(2, 0, 2, 1)).unwrap();
         drop(tx);
         let reports = Mutex::new(Vec::new());
-        writer.run(rx, |o| reports.lock().unwrap().push(o));
+        let finished = AtomicU64::new(0);
+        run_thread(&Mutex::new(writer), rx, &finished, |o| {
+            reports.lock().unwrap().push(o)
+        });
+        assert_eq!(finished.load(Ordering::SeqCst), 2, "both jobs were taken");
         let reports = reports.into_inner().unwrap();
         assert_eq!(
             reports.len(),

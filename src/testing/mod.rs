@@ -11,14 +11,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// - while `full` is set it refuses to grow any file or create one, with ENOSPC, as a full
 ///   disk does (writes into space a file already has succeed);
 /// - while `fail_sync` is set every fsync fails with EIO;
-/// - while `stall_sync` is set every fsync waits (a slow disk), and `syncs` counts the fsyncs
-///   that completed, so a test can see whether a reply came before its fsync.
+/// - while `stall_sync` is set every fsync waits (a stuck disk), and `syncs` counts the fsyncs
+///   that completed, so a test can see whether a reply came before its fsync;
+/// - every fsync takes `sync_delay_ms` more (a slow disk).
 #[derive(Clone, Default)]
 pub struct FaultyDisk {
     pub full: Arc<AtomicBool>,
     pub fail_sync: Arc<AtomicBool>,
     pub stall_sync: Arc<AtomicBool>,
     pub syncs: Arc<std::sync::atomic::AtomicU64>,
+    pub sync_delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 struct FaultyFile {
@@ -51,6 +53,8 @@ impl DiskFile for FaultyFile {
         while self.disk.stall_sync.load(Ordering::SeqCst) {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+        let delay_ms = self.disk.sync_delay_ms.load(Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         self.inner.sync()?;
         self.disk.syncs.fetch_add(1, Ordering::SeqCst);
         Ok(())
@@ -97,13 +101,23 @@ impl Disk for FaultyDisk {
 /// Runs a node in this process, on its own runtime thread, with its WAL on `disk`. Returns the
 /// port it listens on and a sender that stops it (its runtime, tasks and WAL writer all end).
 pub fn start_in_process(dir: &Path, disk: FaultyDisk) -> (u16, tokio::sync::oneshot::Sender<()>) {
-    use crate::node::{NodeConfig, NodeEnv, run_with};
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    use crate::node::{NodeConfig, NodeEnv};
     let config = NodeConfig {
         port: 0,
         dir: dir.to_path_buf(),
         ..NodeConfig::default()
     };
+    start_node_in_process(config, NodeEnv::real(Arc::new(disk)))
+}
+
+/// Runs a node with `config` in `env` in this process, on its own runtime thread (see
+/// [`start_in_process`]). The node also stops when `env.on_fatal` returns.
+pub fn start_node_in_process(
+    config: crate::node::NodeConfig,
+    env: crate::node::NodeEnv,
+) -> (u16, tokio::sync::oneshot::Sender<()>) {
+    use crate::node::run_with;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -116,7 +130,6 @@ pub fn start_in_process(dir: &Path, disk: FaultyDisk) -> (u16, tokio::sync::ones
         let stop = Box::pin(async move {
             let _ = stop_rx.await;
         });
-        let env = NodeEnv::real(Arc::new(disk));
         let _ = runtime.block_on(run_with(config, env, ready, stop));
     });
     let port = rx
