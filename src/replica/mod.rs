@@ -335,6 +335,11 @@ pub struct Replica {
     gated: VecDeque<(u64, NodeId, Message)>,
     /// A batch failed: write it again at the next tick.
     persist_retry: bool,
+    /// A failed batch left entries in the log that are neither on disk nor in flight (a
+    /// replica of several keeps them: its peers may commit them). Until the retry writes them
+    /// again, no newer entry is written (the WAL would have a gap) and nothing past
+    /// `persisted_index` counts as durable.
+    entries_unwritten: bool,
     /// Every replica holds the log durably up to here (the leader works it out from what its
     /// followers acknowledged, and tells them): applied entries up to here leave memory.
     held_by_all: u64,
@@ -413,6 +418,7 @@ impl Replica {
             in_flight: VecDeque::new(),
             gated: VecDeque::new(),
             persist_retry: false,
+            entries_unwritten: false,
             held_by_all: 0,
             log_read: None,
             log_read_after_ms: 0,
@@ -524,7 +530,8 @@ impl Replica {
         // when the entries reach it, so the leader's own fsync loses nothing by starting then,
         // and covers a whole append's worth of entries instead of the few of one step.
         let leader_waits = self.role == Role::Leader && !self.is_single_voter();
-        if self.hard_state_dirty || (!self.to_persist.is_empty() && !leader_waits) {
+        let entries_ready = !self.to_persist.is_empty() && !self.entries_unwritten;
+        if self.hard_state_dirty || (entries_ready && !leader_waits) {
             self.issue_batch();
         }
         if self.role == Role::Leader {
@@ -540,7 +547,8 @@ impl Replica {
                 .first()
                 .is_some_and(|first| first.index <= sent_through);
             // A message gated on durability must not wait for the next append.
-            if sent || (!self.to_persist.is_empty() && !self.gated.is_empty()) {
+            let entries_ready = !self.to_persist.is_empty() && !self.entries_unwritten;
+            if entries_ready && (sent || !self.gated.is_empty()) {
                 self.issue_batch();
             }
         }
@@ -551,7 +559,12 @@ impl Replica {
     fn issue_batch(&mut self) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let entries = std::mem::take(&mut self.to_persist);
+        // Entries wait behind those a failed batch left unwritten (only the hard state goes).
+        let entries = if self.entries_unwritten {
+            Vec::new()
+        } else {
+            std::mem::take(&mut self.to_persist)
+        };
         let hard_state = std::mem::take(&mut self.hard_state_dirty).then_some(self.hard);
         self.in_flight.push_back(BatchInFlight {
             seq,
@@ -602,7 +615,8 @@ impl Replica {
 
     /// The batch a record added now will be part of.
     fn batch_for_new_records(&self) -> u64 {
-        if self.hard_state_dirty || !self.to_persist.is_empty() {
+        // Entries a failed batch left unwritten go in a batch not issued yet too.
+        if self.hard_state_dirty || !self.to_persist.is_empty() || self.entries_unwritten {
             self.next_seq
         } else {
             self.next_seq - 1
@@ -693,8 +707,9 @@ impl Replica {
             self.take_back_from(first_lost, &text);
         } else {
             // Peers may have these entries and commit them without this replica: keep them,
-            // and write them again at the next tick.
+            // and write them again at the next tick, before any newer entry.
             self.persist_retry = true;
+            self.entries_unwritten = true;
         }
     }
 
@@ -743,13 +758,21 @@ impl Replica {
             if self.durable_hard != self.hard {
                 self.hard_state_dirty = true;
             }
-            if !self.is_single_voter() {
-                let from = self.persisted_index + 1;
-                let last = self.log.last_index();
-                let queued: Vec<u64> = self.to_persist.iter().map(|e| e.index).collect();
-                let unsynced_in_flight = self.in_flight.iter().any(|b| b.entries.is_some());
-                if from <= last && !unsynced_in_flight && queued.is_empty() {
-                    self.to_persist = self.log.slice(from, last);
+            if self.entries_unwritten {
+                if self.in_flight.iter().any(|b| b.entries.is_some()) {
+                    // Earlier entries are still being written: their outcome comes first.
+                    self.persist_retry = true;
+                } else {
+                    // Everything after what is durable, in order: what the failed batch left
+                    // and whatever arrived since (queued behind it).
+                    self.entries_unwritten = false;
+                    let from = self.persisted_index + 1;
+                    let last = self.log.last_index();
+                    self.to_persist = if from <= last {
+                        self.log.slice(from, last)
+                    } else {
+                        Vec::new()
+                    };
                 }
             }
         }

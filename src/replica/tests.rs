@@ -980,3 +980,94 @@ fn a_follower_drops_what_its_leader_says_every_replica_holds_once_applied() {
     );
     assert_eq!((r.applied_index(), r.first_index()), (3, 4));
 }
+
+/// A persist batch: its seq, and its first and last entry's index.
+type BatchRange = (u64, Option<(u64, u64)>);
+
+/// What a follower's outputs hold: its persist batches, and the match indexes it reported as
+/// accepted.
+fn follower_outputs(r: &mut Replica) -> (Vec<BatchRange>, Vec<u64>) {
+    let mut batches = Vec::new();
+    let mut accepted = Vec::new();
+    while let Some(out) = r.poll_output() {
+        match out {
+            Output::Persist(batch) => batches.push((
+                batch.seq,
+                batch
+                    .entries
+                    .first()
+                    .map(|first| (first.index, batch.entries.last().unwrap().index)),
+            )),
+            Output::Send {
+                message:
+                    Message::AppendReply {
+                        outcome: AppendOutcome::Accepted { match_index },
+                        ..
+                    },
+                ..
+            } => accepted.push(match_index),
+            _ => {}
+        }
+    }
+    (batches, accepted)
+}
+
+#[test]
+fn a_follower_whose_persist_failed_acknowledges_nothing_unwritten_and_writes_it_again_first() {
+    let config = ReplicaConfig {
+        id: 2,
+        voters: vec![1, 2, 3],
+        ..ReplicaConfig::default()
+    };
+    let mut r = Replica::new(config, 0);
+    let append = |prev_index: u64, entries: Vec<Arc<LogEntry>>| Input::Message {
+        from: 1,
+        message: Message::Append {
+            term: 1,
+            prev_index,
+            prev_term: if prev_index == 0 { 0 } else { 1 },
+            entries,
+            commit: 0,
+            read_round: 0,
+            held_by_all: 0,
+        },
+    };
+    r.step(append(0, noops(1..=3, 1)));
+    let (batches, accepted) = follower_outputs(&mut r);
+    assert_eq!(accepted, Vec::<u64>::new(), "nothing before the fsync");
+    let written = batches.iter().rev().find(|(_, e)| e.is_some()).unwrap().0;
+    r.step(Input::Persisted { seq: written });
+    assert_eq!(follower_outputs(&mut r).1, vec![3]);
+    // 4..=6 fail to be written (a full disk).
+    r.step(append(3, noops(4..=6, 1)));
+    let (batches, _) = follower_outputs(&mut r);
+    assert_eq!(batches.last().unwrap().1, Some((4, 6)));
+    r.step(Input::PersistFailed {
+        seq: batches.last().unwrap().0,
+        error: "No space left on device".into(),
+    });
+    // Before the retry: a new entry and a heartbeat arrive. Nothing past 3 is acknowledged,
+    // and no batch would leave a gap in the WAL after 3.
+    r.step(append(6, noops(7..=7, 1)));
+    r.step(append(7, Vec::new()));
+    let (batches, accepted) = follower_outputs(&mut r);
+    assert!(
+        accepted.iter().all(|&m| m <= 3),
+        "acknowledged {accepted:?}"
+    );
+    assert!(
+        batches.iter().all(|(_, entries)| entries.is_none()),
+        "{batches:?}"
+    );
+    // At the next tick, everything unwritten goes again, in order.
+    r.step(Input::Tick { now_ms: 10 });
+    let (batches, _) = follower_outputs(&mut r);
+    let (seq, entries) = *batches.iter().find(|(_, e)| e.is_some()).unwrap();
+    assert_eq!(entries, Some((4, 7)));
+    r.step(Input::Persisted { seq });
+    let accepted = follower_outputs(&mut r).1;
+    assert!(
+        !accepted.is_empty() && accepted.iter().all(|&m| m == 7),
+        "{accepted:?}"
+    );
+}

@@ -35,6 +35,10 @@ pub struct Faults {
     /// thousand fail (come back empty).
     pub log_read_ms: (u64, u64),
     pub log_read_failure_per_mille: u64,
+    /// How many writes in a thousand the disk refuses (a full disk): the batch is not
+    /// written, and the replica hears `PersistFailed` after the batches before it. As the real
+    /// writer does, batches issued before the replica heard of it are dropped unwritten.
+    pub write_failure_per_mille: u64,
 }
 
 impl Default for Faults {
@@ -47,6 +51,7 @@ impl Default for Faults {
             fsync_ms: (0, 2),
             log_read_ms: (0, 0),
             log_read_failure_per_mille: 0,
+            write_failure_per_mille: 0,
         }
     }
 }
@@ -142,6 +147,14 @@ struct SimNode {
     /// The next fsync, queued behind it: (start, end). Batches written meanwhile all join it,
     /// as the real writer's group commit does.
     fsync_queued: Option<(u64, u64)>,
+    /// How many `PersistFailed` the replica heard in this life, and the last count at which
+    /// a batch failed: batches issued at that count or before it are dropped (the real
+    /// writer's failure epochs).
+    failures_heard: u64,
+    failed_epoch: Option<u64>,
+    /// The index after the last entry written in this life: a batch may replace a suffix,
+    /// never leave a gap (the real writer asserts it).
+    next_index: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -160,6 +173,12 @@ enum Event {
     Tick {
         node: NodeId,
         life: u64,
+    },
+    /// The disk refused a batch (`Faults::write_failure_per_mille`).
+    PersistFailed {
+        node: NodeId,
+        life: u64,
+        seq: u64,
     },
     /// A slow WAL read's answer.
     LogRead {
@@ -241,6 +260,8 @@ pub struct Cluster {
     /// Of those, the reads the fault model made slow, and made fail.
     pub log_reads_slow: u64,
     pub log_reads_failed: u64,
+    /// Batches the disk refused (`Faults::write_failure_per_mille`).
+    pub writes_refused: u64,
 }
 
 impl Cluster {
@@ -267,6 +288,7 @@ impl Cluster {
             log_reads_cut_short: 0,
             log_reads_slow: 0,
             log_reads_failed: 0,
+            writes_refused: 0,
             rng: Rng::new(rng.next_u64()),
             config,
         };
@@ -279,6 +301,9 @@ impl Cluster {
                 life: 0,
                 fsync_end_ms: 0,
                 fsync_queued: None,
+                failures_heard: 0,
+                failed_epoch: None,
+                next_index: None,
             });
         }
         prepare(&mut cluster);
@@ -372,6 +397,9 @@ impl Cluster {
         node.life += 1;
         node.fsync_end_ms = 0;
         node.fsync_queued = None;
+        node.failures_heard = 0;
+        node.failed_epoch = None;
+        node.next_index = None;
         let life = node.life;
         self.note(|| format!("{id} started"));
         self.drain(id);
@@ -568,6 +596,52 @@ impl Cluster {
                 self.fail(violation);
             }
         }
+        let node = self.node(id);
+        if node
+            .failed_epoch
+            .is_some_and(|failed| node.failures_heard <= failed)
+        {
+            // Issued before the replica heard of the failure: dropped, as the writer does.
+            self.note(|| format!("{id} batch {} dropped behind a failed one", batch.seq));
+            return;
+        }
+        let failure_per_mille = self.faults.write_failure_per_mille;
+        if failure_per_mille > 0 && self.rng.below(1000) < failure_per_mille {
+            let now_ms = self.now_ms;
+            let node = self.node(id);
+            node.failed_epoch = Some(node.failures_heard);
+            // Told after every batch before it is reported.
+            let after = node
+                .fsync_queued
+                .map_or(node.fsync_end_ms, |(_, end)| end)
+                .max(now_ms);
+            let life = node.life;
+            self.writes_refused += 1;
+            self.note(|| format!("{id} batch {} refused (disk full)", batch.seq));
+            self.schedule(
+                after,
+                Event::PersistFailed {
+                    node: id,
+                    life,
+                    seq: batch.seq,
+                },
+            );
+            return;
+        }
+        if let Some(first) = batch.entries.first() {
+            let next = self.node(id).next_index;
+            if next.is_some_and(|next| first.index > next) {
+                self.fail(Violation {
+                    property: "WAL order",
+                    detail: format!(
+                        "replica {id} wrote entry {} after {}: a gap in its WAL",
+                        first.index,
+                        next.unwrap() - 1
+                    ),
+                });
+            }
+            self.node(id).next_index = Some(batch.entries.last().unwrap().index + 1);
+        }
         let fsync_ms = self.draw(self.faults.fsync_ms);
         let synced_len = self.node(id).disk.append(&batch);
         let now_ms = self.now_ms;
@@ -666,6 +740,21 @@ impl Cluster {
                 self.mix(&[5, node, seq]);
                 self.note(|| format!("{node} persisted batch {seq}"));
                 self.step(node, Input::Persisted { seq });
+            }
+            Event::PersistFailed { node, life, seq } => {
+                if self.node(node).life != life {
+                    return true;
+                }
+                self.node(node).failures_heard += 1;
+                self.mix(&[8, node, seq]);
+                self.note(|| format!("{node} told batch {seq} failed"));
+                self.step(
+                    node,
+                    Input::PersistFailed {
+                        seq,
+                        error: "No space left on device".into(),
+                    },
+                );
             }
             Event::Tick { node, life } => {
                 if self.node(node).life != life {

@@ -62,6 +62,8 @@ pub struct ScenarioReport {
     pub log_reads_cut_short: u64,
     pub log_reads_slow: u64,
     pub log_reads_failed: u64,
+    /// Batches the disk refused (a full disk).
+    pub writes_refused: u64,
 }
 
 struct InFlight {
@@ -526,6 +528,7 @@ fn drive(
     report.log_reads_cut_short = cluster.log_reads_cut_short;
     report.log_reads_slow = cluster.log_reads_slow;
     report.log_reads_failed = cluster.log_reads_failed;
+    report.writes_refused = cluster.writes_refused;
     Ok(report)
 }
 
@@ -613,6 +616,8 @@ fn inject_fault<C: Choices>(
             // meanwhile), and may fail.
             cluster.faults.log_read_ms = [(0, 0), (1, 20), (20, 300)][rng.below(3) as usize];
             cluster.faults.log_read_failure_per_mille = [0, 0, 100, 500][rng.below(4) as usize];
+            // A disk that refuses some writes (full), for a while.
+            cluster.faults.write_failure_per_mille = [0, 0, 0, 50, 300][rng.below(5) as usize];
         }
     }
 }
