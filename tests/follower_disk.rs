@@ -18,7 +18,7 @@ struct InProcessCluster {
     disks: Vec<FaultyDisk>,
     /// What each node's `on_fatal` was called with.
     fatal: Vec<Arc<Mutex<Option<String>>>>,
-    _stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
     dir: std::path::PathBuf,
 }
 
@@ -55,7 +55,7 @@ impl InProcessCluster {
             ports,
             disks,
             fatal,
-            _stops: stops,
+            stops,
             dir,
         }
     }
@@ -147,6 +147,11 @@ impl InProcessCluster {
 
 impl Drop for InProcessCluster {
     fn drop(&mut self) {
+        // Stop the nodes first (their runtimes end once told), then remove their files.
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -160,6 +165,9 @@ fn a_follower_whose_fsyncs_turn_slow_hands_them_to_its_writer_thread_and_keeps_a
     };
     let quick = on_loop(&cluster);
     assert!(quick > 0, "the follower wrote on its event loop");
+    let all_fsyncs =
+        |cluster: &InProcessCluster| cluster.info_field(follower, "persistence", "wal_fsyncs");
+    let before_slow = all_fsyncs(&cluster);
     let fsync_ms = 1000;
     cluster.disks[follower]
         .sync_delay_ms
@@ -169,8 +177,9 @@ fn a_follower_whose_fsyncs_turn_slow_hands_them_to_its_writer_thread_and_keeps_a
     let writer = std::thread::spawn(move || {
         let mut con = redis::Client::open(format!("redis://127.0.0.1:{}/", ports[leader]))
             .unwrap()
-            .get_connection()
+            .get_connection_with_timeout(Duration::from_secs(5))
             .unwrap();
+        con.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let started = Instant::now();
         let mut acknowledged = 0;
         while started.elapsed() < Duration::from_secs(4) {
@@ -205,6 +214,11 @@ fn a_follower_whose_fsyncs_turn_slow_hands_them_to_its_writer_thread_and_keeps_a
     assert!(
         slow <= quick + 1,
         "one slow fsync at most on the event loop: {quick} -> {slow}"
+    );
+    let by_thread = (all_fsyncs(&cluster) - before_slow) - (slow - quick);
+    assert!(
+        by_thread >= 2,
+        "the writer thread took the slow fsyncs: {by_thread}"
     );
     // The disk recovers, the follower catches up and holds every write, and its event loop
     // writes again.
@@ -284,6 +298,28 @@ fn a_follower_whose_disk_fills_up_refuses_appends_and_catches_up_once_there_is_s
     }
     cluster.disks[follower].full.store(false, Ordering::SeqCst);
     cluster.wait_caught_up(leader, follower, Duration::from_secs(20));
+    // Its WAL holds every entry, in order, without a gap: all 40 values are on its disk.
+    let last = cluster.info_field(leader, "replication", "quorum_last_index");
+    let wal_dir = cluster.dir.join((follower + 1).to_string()).join("wal");
+    let entries = quorum::wal::read_entries(
+        &quorum::wal::FsDisk,
+        &wal_dir,
+        1,
+        last,
+        usize::MAX,
+        &mut Default::default(),
+    )
+    .unwrap();
+    let indexes: Vec<u64> = entries.iter().map(|e| e.index).collect();
+    assert_eq!(indexes, (1..=last).collect::<Vec<u64>>());
+    let big_values = entries
+        .iter()
+        .filter(|e| {
+            matches!(&*e.payload, quorum::log::EntryPayload::Command { argv, .. }
+                if argv.len() > 1 && argv[1].starts_with(b"big"))
+        })
+        .count();
+    assert_eq!(big_values, 40);
     let mut reads = cluster.client(follower);
     for i in 0..40 {
         let read: Option<String> = reads.get(format!("big{i}")).unwrap();

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
-use wal_writer::{WalStats, WalWriter, WriteJob, WriteOutcome};
+use wal_writer::{WalStats, WalWriter, WriteJob, WriteOutcome, Written};
 
 /// How a node is started (from the command line).
 #[derive(Clone, Debug)]
@@ -174,7 +174,8 @@ pub(crate) enum Event {
         from: u64,
         message: crate::replica::Message,
     },
-    Wal(WriteOutcome),
+    /// The WAL writer took some jobs (none of them fatal: those stop the node).
+    Wal(Written),
     Snapshot(oneshot::Sender<CoreSnapshot>),
     /// The node must stop (a fatal WAL error, already reported to `NodeEnv::on_fatal`).
     Stop(String),
@@ -505,10 +506,9 @@ struct WalJobs {
     jobs: std::sync::mpsc::Sender<WriteJob>,
     writer: Arc<std::sync::Mutex<WalWriter>>,
     stats: Arc<WalStats>,
-    /// Jobs handed to the thread, and jobs it has finished: the thread is idle when they are
-    /// equal.
-    handed: std::cell::Cell<u64>,
-    finished: Arc<std::sync::atomic::AtomicU64>,
+    /// Jobs handed to the thread whose outcome the core has not been told yet (see
+    /// [`WalJobs::written`]).
+    outstanding: std::cell::Cell<u64>,
 }
 
 /// A fsync slower than this sends a follower's next batches back to the writer's thread, so
@@ -519,15 +519,23 @@ const WRITE_HERE_FSYNC_US_MAX: u64 = 2_000;
 #[cfg(not(madsim))]
 impl WalJobs {
     fn hand(&self, job: WriteJob) -> Result<(), String> {
-        self.handed.set(self.handed.get() + 1);
+        self.outstanding.set(self.outstanding.get() + 1);
         self.jobs
             .send(job)
             .map_err(|_| "the WAL writer is gone".to_string())
     }
 
-    /// Appends `jobs` and covers them with one fsync on the calling thread, if the writer's
-    /// thread is idle (every job handed to it is written, so order is kept) and the last fsync
-    /// was quick; otherwise gives the jobs back.
+    /// The core is about to be told what became of `jobs` handed jobs.
+    fn written(&self, jobs: u64) {
+        let outstanding = self.outstanding.get();
+        assert!(jobs <= outstanding, "{jobs} jobs written of {outstanding}");
+        self.outstanding.set(outstanding - jobs);
+    }
+
+    /// Appends `jobs` and covers them with one fsync on the calling thread, if the core has
+    /// been told the outcome of every job handed to the writer's thread (so the WAL and the
+    /// core see batches in order; a fatal outcome is never told, so nothing is written after
+    /// one) and the last fsync was quick; otherwise gives the jobs back.
     ///
     /// For a follower: its write is on the path of every commit, and its event loop has
     /// nothing to do meanwhile but wait for the writer. Writing here saves the two thread
@@ -538,7 +546,7 @@ impl WalJobs {
     /// thread takes over again.
     fn write_here(&self, jobs: Vec<WriteJob>) -> Result<Vec<WriteOutcome>, Vec<WriteJob>> {
         use std::sync::atomic::Ordering;
-        let idle = self.finished.load(Ordering::Acquire) == self.handed.get();
+        let idle = self.outstanding.get() == 0;
         let quick = self.stats.last_fsync_us.load(Ordering::Relaxed) <= WRITE_HERE_FSYNC_US_MAX;
         if !(idle && quick) {
             return Err(jobs);
@@ -556,7 +564,8 @@ impl WalJobs {
                 }
                 Ok(outcomes)
             }
-            // The thread panicked while writing; handing the jobs to it reports that.
+            // Poisoned: the thread panicked while writing, and is gone; handing the jobs to
+            // it fails and stops the node.
             Err(_) => Err(jobs),
         }
     }
@@ -577,22 +586,26 @@ impl WalJobs {
             .map_err(|_| "the WAL writer is gone".to_string())
     }
 
+    fn written(&self, _jobs: u64) {}
+
     fn write_here(&self, jobs: Vec<WriteJob>) -> Result<Vec<WriteOutcome>, Vec<WriteJob>> {
         Err(jobs)
     }
 }
 
-/// Hands the writer's outcome to the core loop. A fatal one goes to the environment instead
-/// (production stops the process): the core loop hears nothing more from the disk.
-fn report_wal_outcome(events: &mpsc::UnboundedSender<Event>, env: &NodeEnv, outcome: WriteOutcome) {
-    if let WriteOutcome::Fatal { error } = outcome {
-        let error = format!("fatal WAL error: {error}");
-        (env.on_fatal)(&error);
-        // Where `on_fatal` returns (the simulation), the core loop stops too.
-        let _ = events.send(Event::Stop(error));
-        return;
+/// Hands what the writer did to the core loop. A fatal outcome goes to the environment
+/// instead (production stops the process): the core loop hears nothing more from the disk.
+fn report_written(events: &mpsc::UnboundedSender<Event>, env: &NodeEnv, written: Written) {
+    for outcome in &written.outcomes {
+        if let WriteOutcome::Fatal { error } = outcome {
+            let error = format!("fatal WAL error: {error}");
+            (env.on_fatal)(&error);
+            // Where `on_fatal` returns (the simulation), the core loop stops too.
+            let _ = events.send(Event::Stop(error));
+            return;
+        }
     }
-    let _ = events.send(Event::Wal(outcome));
+    let _ = events.send(Event::Wal(written));
 }
 
 /// Starts the group-commit writer on its own OS thread, so that fsync never blocks the event
@@ -608,14 +621,13 @@ fn spawn_wal_writer(
     let env = env.clone();
     let stats = writer.stats();
     let writer = Arc::new(std::sync::Mutex::new(writer));
-    let finished = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (thread_writer, thread_finished) = (writer.clone(), finished.clone());
+    let thread_writer = writer.clone();
     std::thread::Builder::new()
         .name("wal-writer".into())
         .spawn(move || {
             yield_wakeups_to_the_event_loop();
-            wal_writer::run_thread(&thread_writer, jobs_rx, &thread_finished, |outcome| {
-                report_wal_outcome(&events, &env, outcome)
+            wal_writer::run_thread(&thread_writer, jobs_rx, |written| {
+                report_written(&events, &env, written)
             })
         })
         .expect("spawn the WAL writer thread");
@@ -623,8 +635,7 @@ fn spawn_wal_writer(
         jobs: jobs_tx,
         writer,
         stats,
-        handed: std::cell::Cell::new(0),
-        finished,
+        outstanding: std::cell::Cell::new(0),
     }
 }
 
@@ -669,8 +680,19 @@ fn spawn_wal_writer(
             while let Ok(more) = jobs_rx.try_recv() {
                 batch.push(more);
             }
+            let jobs = batch.len() as u64;
             let outcome = match writer.append(batch) {
-                wal_writer::Appended::Nothing => continue,
+                wal_writer::Appended::Nothing => {
+                    report_written(
+                        &events,
+                        &env,
+                        Written {
+                            jobs,
+                            outcomes: Vec::new(),
+                        },
+                    );
+                    continue;
+                }
                 wal_writer::Appended::Failed(outcome) => outcome,
                 wal_writer::Appended::UpTo(seq) => {
                     // The disk's latency falls between the write and its fsync, where a crash
@@ -685,7 +707,14 @@ fn spawn_wal_writer(
                 }
             };
             let fatal = matches!(outcome, WriteOutcome::Fatal { .. });
-            report_wal_outcome(&events, &env, outcome);
+            report_written(
+                &events,
+                &env,
+                Written {
+                    jobs,
+                    outcomes: vec![outcome],
+                },
+            );
             if fatal {
                 return;
             }
@@ -759,8 +788,13 @@ async fn core_loop(
                 hand_over(&mut replica, done, &mut handing_over);
             } else if let Event::Stop(error) = event {
                 return Some(error);
+            } else if let Event::Wal(written) = event {
+                out.wal.written(written.jobs);
+                for outcome in written.outcomes {
+                    step_written(&mut replica, outcome, &mut failure_epoch);
+                }
             } else {
-                handle_event(&mut replica, event, &mut clients, &mut failure_epoch);
+                handle_event(&mut replica, event, &mut clients);
             }
             handled += 1;
             if handled < events_per_step_max {
@@ -800,7 +834,6 @@ fn handle_event(
     replica: &mut Replica,
     event: Event,
     clients: &mut BTreeMap<ClientId, mpsc::UnboundedSender<Vec<(u64, Response)>>>,
-    failure_epoch: &mut u64,
 ) {
     match event {
         Event::Connected { client, replies } => {
@@ -811,14 +844,12 @@ fn handle_event(
         }
         Event::Requests(requests) => replica.step(Input::Requests(requests)),
         Event::Peer { from, message } => replica.step(Input::Message { from, message }),
-        Event::Wal(WriteOutcome::Fatal { .. }) => unreachable!("the writer exits on fatal errors"),
-        Event::Wal(outcome) => step_written(replica, outcome, failure_epoch),
         Event::Snapshot(reply) => {
             let _ = reply.send(CoreSnapshot::of(replica));
         }
         Event::LogRead(entries) => replica.step(Input::LogRead { entries }),
-        Event::HandOver(_) | Event::Stop(_) => {
-            unreachable!("the core loop handles hand-overs and stops itself")
+        Event::HandOver(_) | Event::Stop(_) | Event::Wal(_) => {
+            unreachable!("the core loop handles hand-overs, stops and the WAL itself")
         }
     }
 }

@@ -34,6 +34,16 @@ pub enum WriteOutcome {
     Fatal { error: String },
 }
 
+/// What the writer did with the jobs it took: how many, and what became of them (nothing to
+/// report when every job belonged to a failed epoch). The event loop counts jobs as written
+/// only when it steps this, so it writes nothing itself while an outcome of the writer's is
+/// still on its way (see `node::WalJobs::write_here`).
+#[derive(Debug, PartialEq)]
+pub struct Written {
+    pub jobs: u64,
+    pub outcomes: Vec<WriteOutcome>,
+}
+
 /// What [`WalWriter::append`] did.
 pub enum Appended {
     /// Every job belonged to a failed epoch.
@@ -65,6 +75,8 @@ pub struct WalWriter {
     failed_epoch: Option<u64>,
     stats: Arc<WalStats>,
     buffer: Vec<u8>,
+    /// Set by a failed fsync: nothing more is written, whoever asks.
+    broken: Option<String>,
 }
 
 impl WalWriter {
@@ -76,6 +88,7 @@ impl WalWriter {
             failed_epoch: None,
             stats,
             buffer: Vec::new(),
+            broken: None,
         }
     }
 
@@ -98,6 +111,11 @@ impl WalWriter {
     /// The first half of [`WalWriter::write_batch`]: appends without an fsync. The
     /// simulation lets time pass (and crashes happen) between the halves.
     pub fn append(&mut self, jobs: Vec<WriteJob>) -> Appended {
+        if let Some(error) = &self.broken {
+            return Appended::Failed(WriteOutcome::Fatal {
+                error: format!("an earlier fsync failed ({error}); writing nothing more"),
+            });
+        }
         self.buffer.clear();
         let next_index_before = self.next_index;
         let mut seqs = None;
@@ -159,6 +177,7 @@ impl WalWriter {
             self.wal.sync()
         };
         if let Err(error) = synced {
+            self.broken = Some(error.to_string());
             return WriteOutcome::Fatal {
                 error: format!(
                     "WAL fsync failed: {error}; stopping without retrying, since the kernel may have dropped the unsynced data"
@@ -184,8 +203,7 @@ impl WalWriter {
 pub fn run_thread(
     writer: &std::sync::Mutex<WalWriter>,
     jobs: std::sync::mpsc::Receiver<WriteJob>,
-    finished: &AtomicU64,
-    report: impl Fn(WriteOutcome),
+    report: impl Fn(Written),
 ) {
     while let Ok(job) = jobs.recv() {
         // No wait for writes about to arrive: the next batch is whatever queued up during
@@ -197,21 +215,21 @@ pub fn run_thread(
         while let Ok(more) = jobs.try_recv() {
             batch.push(more);
         }
-        let count = batch.len() as u64;
+        let jobs = batch.len() as u64;
+        // The lock is never contended: the event loop writes only while this thread has no
+        // job. A poisoned one (a panic while writing) leaves the WAL in an unknown state.
         let outcomes = match writer.lock() {
             Ok(mut writer) => writer.write_batch(batch),
-            // The event loop panicked while writing: what the WAL holds is unknown.
             Err(_) => vec![WriteOutcome::Fatal {
-                error: "the WAL writer's state was lost to a panic".into(),
+                error: "a write panicked; the WAL's state is unknown".into(),
             }],
         };
-        finished.fetch_add(count, Ordering::Release);
-        for outcome in outcomes {
-            let fatal = matches!(outcome, WriteOutcome::Fatal { .. });
-            report(outcome);
-            if fatal {
-                return;
-            }
+        let fatal = outcomes
+            .iter()
+            .any(|outcome| matches!(outcome, WriteOutcome::Fatal { .. }));
+        report(Written { jobs, outcomes });
+        if fatal {
+            return;
         }
     }
 }
@@ -334,17 +352,23 @@ mod tests {
         tx.send(job(2, 0, 2, 1)).unwrap();
         drop(tx);
         let reports = Mutex::new(Vec::new());
-        let finished = AtomicU64::new(0);
-        run_thread(&Mutex::new(writer), rx, &finished, |o| {
-            reports.lock().unwrap().push(o)
-        });
-        assert_eq!(finished.load(Ordering::SeqCst), 2, "both jobs were taken");
+        let writer = Mutex::new(writer);
+        run_thread(&writer, rx, |written| reports.lock().unwrap().push(written));
         let reports = reports.into_inner().unwrap();
         assert_eq!(
             reports.len(),
             1,
             "stops at the first fsync error: {reports:?}"
         );
-        assert!(matches!(&reports[0], WriteOutcome::Fatal { error } if error.contains("fsync")));
+        assert_eq!(reports[0].jobs, 2, "both jobs were taken");
+        assert!(
+            matches!(&reports[0].outcomes[..], [WriteOutcome::Fatal { error }] if error.contains("fsync"))
+        );
+        // Whoever asks next (the event loop) gets nothing written either.
+        let mut writer = writer.into_inner().unwrap();
+        assert!(matches!(
+            &writer.write_batch(vec![job(3, 0, 3, 1)])[..],
+            [WriteOutcome::Fatal { error }] if error.contains("earlier fsync failed")
+        ));
     }
 }
