@@ -608,8 +608,8 @@ fn report_written(events: &mpsc::UnboundedSender<Event>, env: &NodeEnv, written:
     let _ = events.send(Event::Wal(written));
 }
 
-/// Starts the group-commit writer on its own OS thread, so that fsync never blocks the event
-/// loop.
+/// Starts the group-commit writer on its own OS thread, so that fsync does not block the event
+/// loop (a follower's may still write itself: [`WalJobs::write_here`]).
 #[cfg(not(madsim))]
 fn spawn_wal_writer(
     writer: WalWriter,

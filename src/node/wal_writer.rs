@@ -1,7 +1,8 @@
 //! Group commit: one writer owns the WAL, takes every batch of entries queued since its last
 //! fsync, appends them with one write and covers them with one fsync, then reports the
 //! durable index back to the core loop. It runs on its own OS thread in a normal build, so
-//! the event loop never blocks on the disk.
+//! a single node's or a leader's event loop never blocks on the disk; a follower's event loop
+//! may write its own batches while the thread is idle (`node::WalJobs::write_here`).
 //!
 //! Failures: an append the disk refuses (a full disk) is taken back and reported, so the core
 //! answers those writes with an error and acknowledges nothing; an fsync error, or an append
